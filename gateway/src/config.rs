@@ -1,0 +1,317 @@
+//! Every setting of the gateway: one flag and one environment variable each, validated at startup.
+//!
+//! The environment names are a contract that scripts and the seed's docs rely on
+//! (`HOST`, `PORT`, `MCP_COMMAND`, `PUBLIC_URL`, `SERVICE_NAME`, `SERVICE_VERSION`).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Which children serve which sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ChildScope {
+    /// One child per session: server-to-client requests, subscriptions and log levels stay per session.
+    Session,
+    /// One child for every session, started at startup; ids are remapped so sessions never collide.
+    Shared,
+}
+
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "coda-mcp-gateway",
+    version,
+    about = "Serve a stdio MCP server over MCP Streamable HTTP (POST/GET/DELETE /mcp)"
+)]
+pub struct Config {
+    /// Address to bind. Loopback by default; the Docker image binds all interfaces.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// TCP port to listen on (0 picks a free port; the chosen URL is printed on stdout).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Command line of the stdio MCP server, split on whitespace (quotes honoured) and started without a shell.
+    #[arg(long, env = "MCP_COMMAND")]
+    pub mcp_command: String,
+
+    /// Run MCP_COMMAND through `/bin/sh -c` instead of splitting it ourselves.
+    #[arg(long, env = "MCP_COMMAND_SHELL", default_value_t = false)]
+    pub mcp_command_shell: bool,
+
+    /// `session`: one child per session (default). `shared`: one child for all sessions.
+    #[arg(long, env = "CHILD_SCOPE", value_enum, default_value = "session")]
+    pub child_scope: ChildScope,
+
+    /// Environment variable through which a child receives its caller's Coda token.
+    #[arg(long, env = "CHILD_TOKEN_ENV", default_value = "CODA_API_TOKEN")]
+    pub child_token_env: String,
+
+    /// Externally visible base URL (scheme://host[:port]); the MCP URL is this plus `/mcp`.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Service name reported by /health and in audit events.
+    #[arg(long, env = "SERVICE_NAME", default_value = "coda-mcp")]
+    pub service_name: String,
+
+    /// Service version reported by /health.
+    #[arg(long, env = "SERVICE_VERSION", default_value = env!("CARGO_PKG_VERSION"))]
+    pub service_version: String,
+
+    /// Idle time after which a session and its child are ended (seconds).
+    #[arg(long, env = "SESSION_IDLE_TTL_SECS", default_value_t = 1800)]
+    pub session_idle_ttl_secs: u64,
+
+    /// Absolute lifetime of a session, however busy (seconds).
+    #[arg(long, env = "SESSION_MAX_LIFETIME_SECS", default_value_t = 86_400)]
+    pub session_max_lifetime_secs: u64,
+
+    /// Most sessions at once; over it `initialize` gets 503 with Retry-After.
+    #[arg(long, env = "MAX_SESSIONS", default_value_t = 1000)]
+    pub max_sessions: usize,
+
+    /// Most child processes at once (session scope: one per session).
+    #[arg(long, env = "MAX_CHILDREN", default_value_t = 256)]
+    pub max_children: usize,
+
+    /// Most requests in flight on one session; beyond it 503 with Retry-After.
+    #[arg(long, env = "MAX_INFLIGHT_PER_SESSION", default_value_t = 256)]
+    pub max_inflight_per_session: usize,
+
+    /// Largest accepted POST body in bytes (413 beyond it).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Longest line the child may write on stdout in bytes; beyond it the child is treated as broken.
+    #[arg(long, env = "MAX_LINE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_line_bytes: usize,
+
+    /// Longest time one call may take before it is answered with an error (seconds).
+    #[arg(long, env = "CALL_TIMEOUT_SECS", default_value_t = 300)]
+    pub call_timeout_secs: u64,
+
+    /// Interval between SSE comment keep-alives (seconds).
+    #[arg(long, env = "SSE_KEEPALIVE_SECS", default_value_t = 15)]
+    pub sse_keepalive_secs: u64,
+
+    /// Events kept per SSE stream for `Last-Event-ID` replay.
+    #[arg(long, env = "SSE_REPLAY_EVENTS", default_value_t = 256)]
+    pub sse_replay_events: usize,
+
+    /// Messages for the standalone GET stream kept while no GET stream is open.
+    #[arg(long, env = "SSE_PENDING_EVENTS", default_value_t = 256)]
+    pub sse_pending_events: usize,
+
+    /// Origins allowed besides loopback ones and PUBLIC_URL's (comma-separated, e.g. `https://claude.ai`).
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Time a child gets between SIGTERM and SIGKILL (milliseconds).
+    #[arg(long, env = "CHILD_KILL_GRACE_MS", default_value_t = 2000)]
+    pub child_kill_grace_ms: u64,
+
+    /// Time the shared child gets to answer `initialize` at startup (seconds).
+    #[arg(long, env = "CHILD_START_TIMEOUT_SECS", default_value_t = 30)]
+    pub child_start_timeout_secs: u64,
+
+    /// Child stderr lines logged per second per child; the rest are counted and dropped.
+    #[arg(long, env = "CHILD_STDERR_LINES_PER_SEC", default_value_t = 50)]
+    pub child_stderr_lines_per_sec: u32,
+
+    /// Time in-flight calls get to finish on SIGTERM/SIGINT before children are ended (seconds).
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
+    /// Log format: `json` (production) or `text` (development).
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// A setting that makes no sense; reported at startup with the setting's name.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+fn bad(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Refuses nonsense (zero TTLs, empty command, malformed URLs) with the offending setting's name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.mcp_command.trim().is_empty() {
+            return Err(bad("MCP_COMMAND", "must name the stdio MCP server to run"));
+        }
+        if !self.mcp_command_shell {
+            split_command(&self.mcp_command).map_err(|e| bad("MCP_COMMAND", e))?;
+        }
+        let positive = [
+            ("SESSION_IDLE_TTL_SECS", self.session_idle_ttl_secs),
+            ("SESSION_MAX_LIFETIME_SECS", self.session_max_lifetime_secs),
+            ("MAX_SESSIONS", self.max_sessions as u64),
+            ("MAX_CHILDREN", self.max_children as u64),
+            (
+                "MAX_INFLIGHT_PER_SESSION",
+                self.max_inflight_per_session as u64,
+            ),
+            ("MAX_BODY_BYTES", self.max_body_bytes as u64),
+            ("MAX_LINE_BYTES", self.max_line_bytes as u64),
+            ("CALL_TIMEOUT_SECS", self.call_timeout_secs),
+            ("SSE_KEEPALIVE_SECS", self.sse_keepalive_secs),
+            ("SSE_REPLAY_EVENTS", self.sse_replay_events as u64),
+            ("SSE_PENDING_EVENTS", self.sse_pending_events as u64),
+            ("CHILD_START_TIMEOUT_SECS", self.child_start_timeout_secs),
+            (
+                "CHILD_STDERR_LINES_PER_SEC",
+                u64::from(self.child_stderr_lines_per_sec),
+            ),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(bad(name, "must be greater than zero"));
+            }
+        }
+        if self.session_max_lifetime_secs < self.session_idle_ttl_secs {
+            return Err(bad(
+                "SESSION_MAX_LIFETIME_SECS",
+                "must be at least SESSION_IDLE_TTL_SECS",
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            parse_origin(url).ok_or_else(|| {
+                bad(
+                    "PUBLIC_URL",
+                    "must look like https://host[:port] (no path, query or fragment)",
+                )
+            })?;
+        }
+        for origin in &self.allowed_origins {
+            parse_origin(origin)
+                .ok_or_else(|| bad("ALLOWED_ORIGINS", format!("not an origin: {origin:?}")))?;
+        }
+        if !matches!(self.log_format.as_str(), "json" | "text") {
+            return Err(bad("LOG_FORMAT", "must be `json` or `text`"));
+        }
+        Ok(())
+    }
+
+    pub fn idle_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_idle_ttl_secs)
+    }
+    pub fn max_lifetime(&self) -> Duration {
+        Duration::from_secs(self.session_max_lifetime_secs)
+    }
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_secs(self.call_timeout_secs)
+    }
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.sse_keepalive_secs)
+    }
+    pub fn kill_grace(&self) -> Duration {
+        Duration::from_millis(self.child_kill_grace_ms)
+    }
+
+    /// A configuration for tests and embedding: defaults everywhere but the command.
+    pub fn with_command(command: &str) -> Config {
+        Config::parse_from(["coda-mcp-gateway", "--mcp-command", command])
+    }
+}
+
+/// `scheme://host[:port]` with a trailing slash tolerated; returns the normalized origin.
+pub fn parse_origin(text: &str) -> Option<String> {
+    let text = text.trim().trim_end_matches('/');
+    let (scheme, rest) = text.split_once("://")?;
+    if !matches!(scheme, "http" | "https") || rest.is_empty() {
+        return None;
+    }
+    if rest.contains(['/', '?', '#', ' ', '@']) {
+        return None;
+    }
+    Some(format!("{}://{}", scheme, rest.to_ascii_lowercase()))
+}
+
+/// Splits a command line on whitespace, honouring single and double quotes and backslash escapes.
+pub fn split_command(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') | (None, '\\') => match chars.next() {
+                Some(next) => {
+                    word.push(next);
+                    in_word = true;
+                }
+                None => return Err("ends with a lone backslash".into()),
+            },
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err("has an unterminated quote".into());
+    }
+    if in_word {
+        words.push(word);
+    }
+    if words.is_empty() {
+        return Err("is empty".into());
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_quoted_commands() {
+        assert_eq!(
+            split_command(r#"node "/app/my server/index.js" --flag 'a b' c\ d"#).unwrap(),
+            vec!["node", "/app/my server/index.js", "--flag", "a b", "c d"]
+        );
+        assert!(split_command("node 'oops").is_err());
+        assert!(split_command("   ").is_err());
+    }
+
+    #[test]
+    fn refuses_zero_ttl() {
+        let mut config = Config::with_command("server");
+        config.session_idle_ttl_secs = 0;
+        assert_eq!(config.validate().unwrap_err().name, "SESSION_IDLE_TTL_SECS");
+    }
+
+    #[test]
+    fn origins_are_normalized() {
+        assert_eq!(
+            parse_origin("https://Coda.Example.com/").as_deref(),
+            Some("https://coda.example.com")
+        );
+        assert_eq!(parse_origin("https://x.com/mcp"), None);
+        assert_eq!(parse_origin("ftp://x.com"), None);
+    }
+}

@@ -1,0 +1,101 @@
+//! A session's routing endpoint: its standalone (GET) stream and the streams of its requests,
+//! kept for a while so that a dropped connection can resume with `Last-Event-ID`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::stream::EventStream;
+
+/// The stream id of the standalone GET stream; request streams count from 1.
+pub const STANDALONE: u64 = 0;
+
+pub struct Channel {
+    /// Internal key of the session (not its public id).
+    pub key: u64,
+    pub standalone: Arc<EventStream>,
+    /// Highest standalone seq written to some GET connection: a new GET without
+    /// `Last-Event-ID` starts after it instead of replaying what was already delivered.
+    pub standalone_delivered: AtomicU64,
+    next_stream: AtomicU64,
+    replay_events: usize,
+    retained: Mutex<Retained>,
+}
+
+struct Retained {
+    streams: HashMap<u64, Arc<EventStream>>,
+    order: VecDeque<u64>,
+    capacity: usize,
+}
+
+impl Channel {
+    /// `replay_events`: events kept per stream; `pending_events`: standalone messages kept while no
+    /// GET stream is open; `retained_streams`: request streams kept for resumption.
+    pub fn new(
+        key: u64,
+        replay_events: usize,
+        pending_events: usize,
+        retained_streams: usize,
+    ) -> Channel {
+        Channel {
+            key,
+            standalone: Arc::new(EventStream::new(STANDALONE, pending_events, 0)),
+            standalone_delivered: AtomicU64::new(0),
+            next_stream: AtomicU64::new(1),
+            replay_events,
+            retained: Mutex::new(Retained {
+                streams: HashMap::new(),
+                order: VecDeque::new(),
+                capacity: retained_streams.max(1),
+            }),
+        }
+    }
+
+    /// A new stream for one request (or a batch expecting `finals` responses).
+    pub fn open_stream(&self, finals: usize) -> Arc<EventStream> {
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        Arc::new(EventStream::new(id, self.replay_events, finals))
+    }
+
+    /// Keeps a request stream so it can be resumed; the oldest retained one is let go first.
+    pub fn retain(&self, stream: &Arc<EventStream>) {
+        let mut retained = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        if retained
+            .streams
+            .insert(stream.id(), stream.clone())
+            .is_none()
+        {
+            retained.order.push_back(stream.id());
+        }
+        while retained.order.len() > retained.capacity {
+            if let Some(old) = retained.order.pop_front() {
+                retained.streams.remove(&old);
+            }
+        }
+    }
+
+    /// The stream a `Last-Event-ID` names, if it is still kept.
+    pub fn find(&self, stream_id: u64) -> Option<Arc<EventStream>> {
+        if stream_id == STANDALONE {
+            return Some(self.standalone.clone());
+        }
+        let retained = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        retained.streams.get(&stream_id).cloned()
+    }
+
+    /// Ends every stream: the session is over.
+    pub fn close(&self) {
+        self.standalone.finish();
+        let retained = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        for stream in retained.streams.values() {
+            stream.finish();
+        }
+    }
+}
+
+impl Channel {
+    /// A GET connection is reading the standalone stream.
+    pub fn standalone_attached(&self) -> bool {
+        self.standalone.is_attached()
+    }
+}

@@ -1,0 +1,237 @@
+//! Where routers come from: a dedicated child per session, or the one shared child.
+//! Counts children against MAX_CHILDREN.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use super::channel::Channel;
+use super::router::{ExitHook, Router, Sharing};
+use crate::config::{split_command, Config};
+use crate::identity::Secret;
+use crate::upstream::{self, ChildSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnFailure {
+    #[error("too many MCP server processes are running")]
+    AtCapacity,
+    #[error("the MCP server could not be started: {0}")]
+    Start(String),
+    #[error("the MCP server did not complete initialize: {0}")]
+    Initialize(String),
+}
+
+pub struct Spawner {
+    base: ChildSpec,
+    /// Name of the child variable that receives the caller's credential.
+    credential_env: String,
+    max_children: usize,
+    children: Arc<AtomicUsize>,
+    shared: Mutex<Option<SharedChild>>,
+    start_timeout: Duration,
+    replay: (usize, usize, usize),
+}
+
+/// The shared child and what it answered to our own `initialize`.
+#[derive(Clone)]
+pub struct SharedChild {
+    pub router: Arc<Router>,
+    pub channel: Arc<Channel>,
+    pub init_result: Value,
+}
+
+impl Spawner {
+    pub fn new(config: &Config) -> Spawner {
+        let argv = if config.mcp_command_shell {
+            vec![config.mcp_command.clone()]
+        } else {
+            split_command(&config.mcp_command).unwrap_or_default()
+        };
+        Spawner {
+            base: ChildSpec {
+                argv,
+                shell: config.mcp_command_shell,
+                env: Vec::new(),
+                // The operator's token never leaks into a child by inheritance.
+                env_remove: vec!["CODA_API_TOKEN".into(), config.child_token_env.clone()],
+                max_line_bytes: config.max_line_bytes,
+                stderr_lines_per_sec: config.child_stderr_lines_per_sec,
+                kill_grace: config.kill_grace(),
+                label: String::new(),
+            },
+            credential_env: config.child_token_env.clone(),
+            max_children: config.max_children,
+            children: Arc::new(AtomicUsize::new(0)),
+            shared: Mutex::new(None),
+            start_timeout: Duration::from_secs(config.child_start_timeout_secs),
+            replay: (config.sse_replay_events, config.sse_pending_events, 64),
+        }
+    }
+
+    pub fn children(&self) -> usize {
+        self.children.load(Ordering::Acquire)
+    }
+
+    pub fn new_channel(&self, key: u64) -> Arc<Channel> {
+        let (replay, pending, retained) = self.replay;
+        Arc::new(Channel::new(key, replay, pending, retained))
+    }
+
+    /// Starts a child for one session, with the caller's credential in its environment.
+    pub fn spawn_dedicated(
+        &self,
+        label: &str,
+        home: Arc<Channel>,
+        credential: Option<&Secret>,
+        on_exit: ExitHook,
+    ) -> Result<Arc<Router>, SpawnFailure> {
+        let mut spec = self.base.clone();
+        spec.label = label.to_string();
+        if let Some(secret) = credential {
+            spec.env
+                .push((self.credential_env.clone(), secret.expose().to_string()));
+        }
+        self.spawn(spec, Sharing::Dedicated, Some(home), on_exit)
+    }
+
+    fn spawn(
+        &self,
+        spec: ChildSpec,
+        sharing: Sharing,
+        home: Option<Arc<Channel>>,
+        on_exit: ExitHook,
+    ) -> Result<Arc<Router>, SpawnFailure> {
+        let before = self.children.fetch_add(1, Ordering::AcqRel);
+        if before >= self.max_children {
+            self.children.fetch_sub(1, Ordering::AcqRel);
+            return Err(SpawnFailure::AtCapacity);
+        }
+        let (child, lines) = match upstream::spawn(spec) {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                self.children.fetch_sub(1, Ordering::AcqRel);
+                return Err(SpawnFailure::Start(e.to_string()));
+            }
+        };
+        let children = self.children.clone();
+        let hook: ExitHook = Box::new(move |report| {
+            children.fetch_sub(1, Ordering::AcqRel);
+            on_exit(report);
+        });
+        Ok(Router::start(child, lines, sharing, home, hook))
+    }
+
+    /// The shared child, started (and initialized by the gateway itself) on first use or after it died.
+    pub async fn shared(&self, credential: Option<&Secret>) -> Result<SharedChild, SpawnFailure> {
+        let mut slot = self.shared.lock().await;
+        if let Some(shared) = slot.as_ref() {
+            if !shared.router.is_closed() {
+                return Ok(shared.clone());
+            }
+        }
+        let mut spec = self.base.clone();
+        spec.label = "shared".into();
+        if let Some(secret) = credential {
+            spec.env
+                .push((self.credential_env.clone(), secret.expose().to_string()));
+        }
+        let channel = self.new_channel(0);
+        let router = self.spawn(spec, Sharing::Shared, None, Box::new(|report| {
+            tracing::error!(reason = %report.reason, last_stderr = ?report.last_stderr, "the shared MCP server exited; it is restarted on the next initialize");
+        }))?;
+        let init_result = self.initialize(&router, &channel).await.inspect_err(|_| {
+            let router = router.clone();
+            tokio::spawn(async move { router.child().terminate().await });
+        })?;
+        let shared = SharedChild {
+            router,
+            channel,
+            init_result,
+        };
+        *slot = Some(shared.clone());
+        Ok(shared)
+    }
+
+    /// The gateway's own `initialize` + `notifications/initialized` on a shared child.
+    async fn initialize(
+        &self,
+        router: &Arc<Router>,
+        channel: &Arc<Channel>,
+    ) -> Result<Value, SpawnFailure> {
+        let params = json!({
+            "protocolVersion": crate::protocol::SUPPORTED[0],
+            "capabilities": {},
+            "clientInfo": { "name": "coda-mcp-gateway", "version": env!("CARGO_PKG_VERSION") },
+        });
+        let result = request(router, channel, "initialize", params, self.start_timeout).await?;
+        let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+        if let Value::Object(map) = initialized {
+            router
+                .notify_raw(map)
+                .await
+                .map_err(|e| SpawnFailure::Initialize(e.to_string()))?;
+        }
+        Ok(result)
+    }
+
+    /// Ends the shared child, if any (shutdown).
+    pub async fn end_shared(&self) {
+        if let Some(shared) = self.shared.lock().await.take() {
+            shared.router.child().terminate().await;
+        }
+    }
+}
+
+/// One request from the gateway itself to a child; the result, or why there is none.
+pub async fn request(
+    router: &Arc<Router>,
+    channel: &Arc<Channel>,
+    method: &str,
+    params: Value,
+    timeout: Duration,
+) -> Result<Value, SpawnFailure> {
+    let message = json!({ "jsonrpc": "2.0", "id": 0, "method": method, "params": params });
+    let Value::Object(message) = message else {
+        unreachable!("a json! object literal")
+    };
+    let stream = channel.open_stream(1);
+    let mut changed = stream.subscribe();
+    router
+        .call(channel, message, json!(0), &stream)
+        .await
+        .map_err(|e| SpawnFailure::Initialize(e.to_string()))?;
+    let wait = async {
+        loop {
+            let pending = stream.after(0);
+            if let Some(last) = pending.events.iter().find(|e| e.is_final) {
+                return serde_json::from_slice::<Value>(&last.data).ok();
+            }
+            if pending.done || changed.changed().await.is_err() {
+                return None;
+            }
+        }
+    };
+    let answer = tokio::time::timeout(timeout, wait)
+        .await
+        .map_err(|_| {
+            SpawnFailure::Initialize(format!(
+                "no answer to {method} within {}s",
+                timeout.as_secs()
+            ))
+        })?
+        .ok_or_else(|| {
+            SpawnFailure::Initialize(format!("the process ended before answering {method}"))
+        })?;
+    match (answer.get("result"), answer.get("error")) {
+        (Some(result), _) => Ok(result.clone()),
+        (_, Some(error)) => Err(SpawnFailure::Initialize(format!(
+            "{method} failed: {error}"
+        ))),
+        _ => Err(SpawnFailure::Initialize(format!(
+            "malformed answer to {method}"
+        ))),
+    }
+}

@@ -1,0 +1,198 @@
+//! An SSE stream's events, kept in a bounded buffer so a dropped connection can resume with
+//! `Last-Event-ID`.
+//!
+//! Producers push; consumers pull what is after the last event they sent, woken by a watch
+//! channel. Nothing is queued per consumer, so a slow or vanished client costs at most the buffer.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+/// One message on a stream. `seq` starts at 1; 0 names the priming event.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub seq: u64,
+    pub data: Bytes,
+    /// The JSON-RPC response that ends a request's stream.
+    pub is_final: bool,
+}
+
+/// What a consumer finds after its last seen event.
+#[derive(Debug)]
+pub struct Pending {
+    pub events: Vec<Event>,
+    /// No more events will come.
+    pub done: bool,
+    /// Events after the consumer's position were evicted: it cannot be served without a gap.
+    pub gap: bool,
+}
+
+pub struct EventStream {
+    id: u64,
+    inner: Mutex<Inner>,
+    changed: watch::Sender<u64>,
+    attached: AtomicBool,
+}
+
+struct Inner {
+    next_seq: u64,
+    events: VecDeque<Event>,
+    capacity: usize,
+    finals_remaining: usize,
+    done: bool,
+}
+
+impl EventStream {
+    /// A stream that ends after `finals` responses (0: never ends by itself, as the GET stream).
+    pub fn new(id: u64, capacity: usize, finals: usize) -> EventStream {
+        EventStream {
+            id,
+            inner: Mutex::new(Inner {
+                next_seq: 1,
+                events: VecDeque::new(),
+                capacity: capacity.max(1),
+                finals_remaining: finals,
+                done: false,
+            }),
+            changed: watch::channel(0).0,
+            attached: AtomicBool::new(false),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends a message; returns false when the stream had already ended (the message is dropped).
+    pub fn push(&self, data: Bytes, is_final: bool) -> bool {
+        let seq = {
+            let mut inner = self.lock();
+            if inner.done {
+                return false;
+            }
+            let seq = inner.next_seq;
+            inner.next_seq += 1;
+            if inner.events.len() == inner.capacity {
+                inner.events.pop_front();
+            }
+            inner.events.push_back(Event {
+                seq,
+                data,
+                is_final,
+            });
+            if is_final && inner.finals_remaining > 0 {
+                inner.finals_remaining -= 1;
+                if inner.finals_remaining == 0 {
+                    inner.done = true;
+                }
+            }
+            seq
+        };
+        self.changed.send_replace(seq);
+        true
+    }
+
+    /// Ends the stream without (more) responses: cancelled, session ended, gateway draining.
+    pub fn finish(&self) {
+        let mut inner = self.lock();
+        if !inner.done {
+            inner.done = true;
+            drop(inner);
+            self.changed.send_modify(|_| {});
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.lock().done
+    }
+
+    /// Everything after `after` (a seq), and whether the stream is over.
+    pub fn after(&self, after: u64) -> Pending {
+        let inner = self.lock();
+        let first_kept = inner
+            .events
+            .front()
+            .map(|e| e.seq)
+            .unwrap_or(inner.next_seq);
+        let gap = after + 1 < first_kept;
+        let events: Vec<Event> = inner
+            .events
+            .iter()
+            .filter(|e| e.seq > after)
+            .cloned()
+            .collect();
+        Pending {
+            events,
+            done: inner.done,
+            gap,
+        }
+    }
+
+    /// A receiver woken on every change (push or finish).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Claims the stream for one connection; false when another connection holds it.
+    pub fn try_attach(&self) -> bool {
+        !self.attached.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn is_attached(&self) -> bool {
+        self.attached.load(Ordering::Acquire)
+    }
+
+    pub fn detach(&self) {
+        self.attached.store(false, Ordering::Release);
+    }
+
+    /// The SSE event id of an event of this stream: it names the stream, so a resume finds it.
+    pub fn event_id(&self, seq: u64) -> String {
+        format!("{}-{}", self.id, seq)
+    }
+}
+
+/// Splits a `Last-Event-ID` into (stream, seq).
+pub fn parse_event_id(text: &str) -> Option<(u64, u64)> {
+    let (stream, seq) = text.trim().split_once('-')?;
+    Some((stream.parse().ok()?, seq.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_and_ends_after_final() {
+        let stream = EventStream::new(3, 2, 1);
+        assert!(stream.push(Bytes::from_static(b"a"), false));
+        assert!(stream.push(Bytes::from_static(b"b"), false));
+        assert!(stream.push(Bytes::from_static(b"c"), true));
+        assert!(!stream.push(Bytes::from_static(b"late"), false));
+        let pending = stream.after(0);
+        assert!(pending.gap, "event 1 was evicted");
+        assert_eq!(pending.events.len(), 2);
+        assert!(pending.done);
+        let pending = stream.after(1);
+        assert!(!pending.gap);
+        assert_eq!(stream.event_id(2), "3-2");
+        assert_eq!(parse_event_id("3-2"), Some((3, 2)));
+        assert_eq!(parse_event_id("x"), None);
+    }
+
+    #[test]
+    fn only_one_consumer() {
+        let stream = EventStream::new(0, 4, 0);
+        assert!(stream.try_attach());
+        assert!(!stream.try_attach());
+        stream.detach();
+        assert!(stream.try_attach());
+    }
+}

@@ -1,0 +1,106 @@
+//! `GET /mcp` (the standalone stream, or a resumed one) and `DELETE /mcp`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+
+use super::headers::{self, LAST_EVENT_ID, SESSION_ID};
+use super::post::check_protocol_header;
+use super::reply::Reject;
+use super::sse::{self, SseSpec};
+use super::{AppState, RequestId};
+use crate::core::channel::STANDALONE;
+use crate::core::session::{short, EndReason, Lookup, Session};
+use crate::core::stream::parse_event_id;
+use crate::jsonrpc;
+
+async fn session_of(
+    state: &Arc<AppState>,
+    request_headers: &HeaderMap,
+) -> Result<Arc<Session>, Reject> {
+    let identity = state.identity(request_headers);
+    let Some(session_id) = headers::text(request_headers, SESSION_ID) else {
+        return Err(Reject::session_required());
+    };
+    match state.store.get(session_id, &identity).await {
+        Lookup::Found(session) => Ok(session),
+        Lookup::NotFound { foreign } => {
+            if foreign {
+                tracing::warn!(event = "SESSION_HIJACK_REJECTED", session = %short(session_id), subject = %identity.subject, "a session id was presented by another identity");
+            }
+            Err(Reject::session_not_found())
+        }
+    }
+}
+
+pub async fn stream(
+    State(state): State<Arc<AppState>>,
+    Extension(request_id): Extension<RequestId>,
+    request_headers: HeaderMap,
+) -> Response {
+    match open_stream(&state, &request_headers).await {
+        Ok(response) => response,
+        Err(reject) => reject.request_id(&request_id.0).into_response(),
+    }
+}
+
+async fn open_stream(
+    state: &Arc<AppState>,
+    request_headers: &HeaderMap,
+) -> Result<Response, Reject> {
+    if !headers::accepts(request_headers, "text/event-stream") {
+        return Err(Reject::client(
+            StatusCode::NOT_ACCEPTABLE,
+            jsonrpc::TRANSPORT_ERROR,
+            "Not Acceptable: Accept must list text/event-stream",
+        ));
+    }
+    let session = session_of(state, request_headers).await?;
+    check_protocol_header(request_headers)?;
+    // A Last-Event-ID names its stream: resume that one, and only that one.
+    let resume = headers::text(request_headers, LAST_EVENT_ID).and_then(parse_event_id);
+    let (stream, after) = match resume
+        .and_then(|(stream_id, seq)| session.channel.find(stream_id).map(|s| (s, seq)))
+    {
+        Some((stream, seq)) => (stream, seq),
+        None => {
+            let delivered = session.channel.standalone_delivered.load(Ordering::Acquire);
+            (session.channel.standalone.clone(), delivered)
+        }
+    };
+    if !stream.try_attach() {
+        return Err(Reject::client(
+            StatusCode::CONFLICT,
+            jsonrpc::TRANSPORT_ERROR,
+            "Conflict: only one GET stream is allowed per session (or this stream is already being read)",
+        ));
+    }
+    let standalone = stream.id() == STANDALONE;
+    tracing::debug!(session = %short(&session.id), stream = stream.id(), after, "SSE stream opened");
+    Ok(sse::response(SseSpec {
+        stream,
+        after,
+        priming: false,
+        keepalive: state.config.keepalive(),
+        stop: standalone.then(|| state.stopping.clone()),
+        delivered_to: standalone.then(|| session.channel.clone()),
+        guard: None,
+    }))
+}
+
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Extension(request_id): Extension<RequestId>,
+    request_headers: HeaderMap,
+) -> Response {
+    let session = match session_of(&state, &request_headers).await {
+        Ok(session) => session,
+        Err(reject) => return reject.request_id(&request_id.0).into_response(),
+    };
+    state.store.end(&session.id, EndReason::Deleted).await;
+    StatusCode::OK.into_response()
+}

@@ -1,0 +1,161 @@
+//! The edge room: routes, layers, status codes, headers and SSE framing on the wire.
+//! It knows HTTP, not child processes: it hands parsed messages to the core.
+
+mod get;
+mod headers;
+mod health;
+pub mod origin;
+mod post;
+pub mod reply;
+pub mod sse;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::config::{ChildScope, Config};
+use crate::core::session::SessionStore;
+use crate::core::spawner::Spawner;
+use crate::identity::{Identity, Secret};
+use origin::OriginPolicy;
+use reply::Reject;
+
+/// Everything a handler needs, shared by all requests.
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<SessionStore>,
+    pub spawner: Spawner,
+    pub origins: OriginPolicy,
+    /// Turns true when the gateway starts draining.
+    pub stopping: watch::Receiver<bool>,
+    /// The operator's credential for a shared child.
+    pub operator_credential: Option<Secret>,
+}
+
+impl AppState {
+    pub fn scope(&self) -> ChildScope {
+        self.config.child_scope
+    }
+
+    /// The caller's identity. Token checks come with the identity layer; until then every caller
+    /// is the same anonymous identity.
+    pub fn identity(&self, _request_headers: &axum::http::HeaderMap) -> Identity {
+        Identity::anonymous()
+    }
+}
+
+/// The request id every response carries (`X-Request-Id`) and every error body names.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// Assembles the application: one place, so tests and `serve` build the same thing.
+pub fn app(state: Arc<AppState>) -> Router {
+    let mcp: MethodRouter<Arc<AppState>> = axum::routing::post(post::handle)
+        .get(get::stream)
+        .delete(get::delete)
+        .options(preflight)
+        .fallback(method_not_allowed);
+    Router::new()
+        .route("/mcp", mcp)
+        .route_layer(middleware::from_fn_with_state(state.clone(), check_origin))
+        .route("/health", get(health::health))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+async fn method_not_allowed() -> Response {
+    Reject::client(
+        StatusCode::METHOD_NOT_ALLOWED,
+        crate::jsonrpc::TRANSPORT_ERROR,
+        "Method not allowed: use POST, GET or DELETE",
+    )
+    .header(header::ALLOW, "GET, POST, DELETE")
+    .into_response()
+}
+
+/// CORS preflight for browser clients on allowed origins (the origin check ran before).
+async fn preflight() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, DELETE"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    response
+}
+
+/// Refuses a present, untrusted `Origin` with 403 (a JSON-RPC error without id); echoes trusted
+/// ones for CORS.
+async fn check_origin(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    if let Some(origin) = &origin {
+        if !state.origins.allows(origin) {
+            tracing::warn!(origin = %origin, "request from an untrusted Origin refused");
+            return Reject::client(
+                StatusCode::FORBIDDEN,
+                crate::jsonrpc::TRANSPORT_ERROR,
+                "Forbidden: Origin not allowed",
+            )
+            .without_id()
+            .request_id(&request_id)
+            .into_response();
+        }
+    }
+    let mut response = next.run(request).await;
+    if let Some(origin) = origin {
+        if let Ok(value) = HeaderValue::from_str(&origin) {
+            let headers = response.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(
+                    "mcp-session-id, www-authenticate, retry-after, x-request-id",
+                ),
+            );
+        }
+    }
+    response
+}
+
+/// Gives every request an id (in a span, in the response header, in error bodies).
+async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = crate::edge::headers::new_request_id();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let method = request.method().clone();
+    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %request.uri().path());
+    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    if method != Method::GET || response.status() != StatusCode::OK {
+        tracing::debug!(request_id = %id, status = response.status().as_u16(), "answered");
+    }
+    response
+}

@@ -1,0 +1,71 @@
+//! DNS-rebinding protection: a browser's `Origin`, when present, must be one we trust.
+
+use crate::config::{parse_origin, Config};
+
+#[derive(Clone, Debug)]
+pub struct OriginPolicy {
+    allowed: Vec<String>,
+}
+
+impl OriginPolicy {
+    pub fn from_config(config: &Config) -> OriginPolicy {
+        let mut allowed: Vec<String> = config
+            .allowed_origins
+            .iter()
+            .filter_map(|o| parse_origin(o))
+            .collect();
+        if let Some(public) = config.public_url.as_deref().and_then(parse_origin) {
+            allowed.push(public);
+        }
+        OriginPolicy { allowed }
+    }
+
+    /// Loopback origins (any port) are always allowed; others only when configured.
+    pub fn allows(&self, origin: &str) -> bool {
+        let Some(origin) = parse_origin(origin) else {
+            return false;
+        };
+        if self.allowed.contains(&origin) {
+            return true;
+        }
+        let host_port = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+        let host = match host_port.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host_port.split(':').next().unwrap_or(""),
+        };
+        host == "localhost"
+            || host == "::1"
+            || host.starts_with("127.") && host.split('.').count() == 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_configured_origins_pass() {
+        let mut config = Config::with_command("x");
+        config.public_url = Some("https://coda.example.com".into());
+        config.allowed_origins = vec!["https://claude.ai".into()];
+        let policy = OriginPolicy::from_config(&config);
+        for ok in [
+            "http://localhost:6274",
+            "http://127.0.0.1:9",
+            "http://[::1]:80",
+            "https://coda.example.com",
+            "https://claude.ai",
+        ] {
+            assert!(policy.allows(ok), "{ok}");
+        }
+        for bad in [
+            "http://evil.example.com",
+            "null",
+            "http://localhost.evil.com",
+            "http://127.0.0.1.evil.com",
+            "https://claude.ai.evil.com",
+        ] {
+            assert!(!policy.allows(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,652 @@
+//! `POST /mcp`: one JSON-RPC message (or a 2025-03-26 batch) in, JSON or SSE out.
+
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde_json::{json, Map, Value};
+
+use super::headers::{self, PROTOCOL_VERSION, SESSION_ID};
+use super::reply::{Fault, Reject};
+use super::sse::{self, SseSpec};
+use super::{AppState, RequestId};
+use crate::config::ChildScope;
+use crate::core::router::Router;
+use crate::core::session::{short, EndReason, Lookup, Session, SessionStore};
+use crate::core::stream::EventStream;
+use crate::identity::Identity;
+use crate::jsonrpc::{self, Kind};
+use crate::protocol;
+
+type Result<T> = std::result::Result<T, Reject>;
+
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    Extension(request_id): Extension<RequestId>,
+    request_headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let rid = request_id.0.clone();
+    match handle_inner(&state, &request_headers, body).await {
+        Ok(response) => response,
+        Err(reject) => reject.request_id(&rid).into_response(),
+    }
+}
+
+async fn handle_inner(
+    state: &Arc<AppState>,
+    request_headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    if !(headers::accepts(request_headers, "application/json")
+        && headers::accepts(request_headers, "text/event-stream"))
+    {
+        return Err(Reject::client(
+            StatusCode::NOT_ACCEPTABLE,
+            jsonrpc::TRANSPORT_ERROR,
+            "Not Acceptable: Accept must list both application/json and text/event-stream",
+        ));
+    }
+    if !headers::is_json(request_headers) {
+        return Err(Reject::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            jsonrpc::TRANSPORT_ERROR,
+            "Unsupported Media Type: Content-Type must be application/json",
+        ));
+    }
+    let identity = state.identity(request_headers);
+    let limit = state.config.max_body_bytes;
+    let bytes = to_bytes(body, limit).await.map_err(|_| {
+        Reject::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            jsonrpc::TRANSPORT_ERROR,
+            format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
+        )
+    })?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        Reject::client(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::PARSE_ERROR,
+            "Parse error: the body is not valid JSON",
+        )
+    })?;
+    match value {
+        Value::Object(message) => single(state, request_headers, &identity, message).await,
+        Value::Array(items) => batch(state, request_headers, &identity, items).await,
+        _ => Err(invalid_request(
+            "Invalid Request: the body must be a JSON-RPC message object",
+        )),
+    }
+}
+
+fn invalid_request(message: impl Into<String>) -> Reject {
+    Reject::client(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, message)
+}
+
+fn classify(message: &Map<String, Value>) -> Result<Kind> {
+    jsonrpc::classify(message)
+        .map_err(|invalid| invalid_request(format!("Invalid Request: {invalid}")))
+}
+
+async fn single(
+    state: &Arc<AppState>,
+    request_headers: &HeaderMap,
+    identity: &Identity,
+    message: Map<String, Value>,
+) -> Result<Response> {
+    let kind = classify(&message)?;
+    if let Kind::Request { method, id } = &kind {
+        if method == "initialize" {
+            if let Some(session_id) = headers::text(request_headers, SESSION_ID) {
+                return Err(match state.store.get(session_id, identity).await {
+                    Lookup::Found(_) => {
+                        invalid_request("Invalid Request: this session is already initialized")
+                    }
+                    Lookup::NotFound { .. } => Reject::session_not_found(),
+                });
+            }
+            return initialize(state, identity, message, id.clone()).await;
+        }
+    }
+    let session = find_session(state, request_headers, identity).await?;
+    check_protocol_header(request_headers)?;
+    match kind {
+        Kind::Request { id, method } => call(state, &session, message, id, &method).await,
+        Kind::Notification { method } => {
+            if session
+                .router
+                .notify(&session.channel, message, &method)
+                .await
+                .is_err()
+            {
+                return Err(child_gone());
+            }
+            Ok(accepted())
+        }
+        Kind::Response { id } => {
+            match session.router.answer(&session.channel, message, &id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(session = %short(&session.id), %id, "response to no pending server request; dropped")
+                }
+                Err(_) => return Err(child_gone()),
+            }
+            Ok(accepted())
+        }
+    }
+}
+
+fn accepted() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}
+
+fn child_gone() -> Reject {
+    Reject::new(
+        StatusCode::BAD_GATEWAY,
+        jsonrpc::INTERNAL_ERROR,
+        Fault::Upstream,
+        "Bad Gateway: the MCP server process is gone; start a new session",
+    )
+}
+
+async fn find_session(
+    state: &Arc<AppState>,
+    request_headers: &HeaderMap,
+    identity: &Identity,
+) -> Result<Arc<Session>> {
+    let Some(session_id) = headers::text(request_headers, SESSION_ID) else {
+        return Err(Reject::session_required());
+    };
+    match state.store.get(session_id, identity).await {
+        Lookup::Found(session) => Ok(session),
+        Lookup::NotFound { foreign } => {
+            if foreign {
+                tracing::warn!(event = "SESSION_HIJACK_REJECTED", session = %short(session_id), subject = %identity.subject, "a session id was presented by another identity");
+            }
+            Err(Reject::session_not_found())
+        }
+    }
+}
+
+/// A later request may omit `MCP-Protocol-Version`; a present one must be a version we serve.
+pub fn check_protocol_header(request_headers: &HeaderMap) -> Result<()> {
+    match headers::text(request_headers, PROTOCOL_VERSION) {
+        Some(version) if !protocol::is_supported(version) => Err(Reject::client(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::TRANSPORT_ERROR,
+            format!(
+                "Bad Request: unsupported MCP-Protocol-Version {:?} (supported: {})",
+                version.chars().take(40).collect::<String>(),
+                protocol::SUPPORTED.join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Starts a session: a child of its own (session scope) or the shared one.
+async fn initialize(
+    state: &Arc<AppState>,
+    identity: &Identity,
+    message: Map<String, Value>,
+    client_id: Value,
+) -> Result<Response> {
+    let reservation = state
+        .store
+        .reserve()
+        .ok_or_else(|| Reject::at_capacity("too many sessions (MAX_SESSIONS)"))?;
+    let session_id = SessionStore::new_session_id();
+    let channel = state.spawner.new_channel(state.store.next_key());
+    let (session, answer) = match state.scope() {
+        ChildScope::Session => {
+            let store = Arc::downgrade(&state.store);
+            let id_for_exit = session_id.clone();
+            let router = state
+                .spawner
+                .spawn_dedicated(short(&session_id), channel.clone(), identity.credential.as_ref(), Box::new(move |report| {
+                    tracing::warn!(event = "CHILD_EXIT", session = %short(&id_for_exit), reason = %report.reason, "child exited");
+                    if let Some(store) = store.upgrade() {
+                        tokio::spawn(async move { store.end(&id_for_exit, EndReason::ChildExited).await });
+                    }
+                }))
+                .map_err(spawn_reject)?;
+            let session = Arc::new(Session::new(
+                session_id.clone(),
+                identity.clone(),
+                channel,
+                router.clone(),
+                true,
+            ));
+            let answer = forward_initialize(state, &session, message, client_id).await;
+            if answer.is_err() {
+                router.child().terminate().await;
+            }
+            (session, answer?)
+        }
+        ChildScope::Shared => {
+            let shared = state
+                .spawner
+                .shared(state.operator_credential.as_ref())
+                .await
+                .map_err(spawn_reject)?;
+            let requested = message
+                .get("params")
+                .and_then(|p| p.get("protocolVersion"))
+                .and_then(Value::as_str);
+            let version = match requested {
+                Some(v) if protocol::is_supported(v) => v.to_string(),
+                _ => protocol::SUPPORTED[0].to_string(),
+            };
+            let mut result = shared.init_result.clone();
+            result["protocolVersion"] = json!(version);
+            let session = Arc::new(Session::new(
+                session_id.clone(),
+                identity.clone(),
+                channel,
+                shared.router,
+                false,
+            ));
+            let body = json!({ "jsonrpc": "2.0", "id": client_id, "result": result });
+            (
+                session,
+                InitAnswer {
+                    version: Some(version),
+                    events: vec![jsonrpc::to_bytes(&body)],
+                    sse: false,
+                },
+            )
+        }
+    };
+    let Some(version) = answer.version.clone() else {
+        // The child refused initialize: pass its error on, create nothing.
+        if session.owns_child {
+            session.router.child().terminate().await;
+        }
+        return Ok(json_response(answer.events.concat().into(), None));
+    };
+    session.set_version(version);
+    state.store.insert(session.clone(), reservation);
+    tracing::info!(event = "SESSION_CREATED", session = %short(&session_id), subject = %identity.subject, version = session.version(), "session created");
+    if answer.sse {
+        let mut response = sse_from_events(&session, answer.events, state.config.keepalive());
+        set_session_header(&mut response, &session_id);
+        return Ok(response);
+    }
+    Ok(json_response(
+        answer.events.concat().into(),
+        Some(&session_id),
+    ))
+}
+
+struct InitAnswer {
+    /// The negotiated version; None when initialize failed.
+    version: Option<String>,
+    events: Vec<bytes::Bytes>,
+    sse: bool,
+}
+
+fn spawn_reject(failure: crate::core::spawner::SpawnFailure) -> Reject {
+    use crate::core::spawner::SpawnFailure;
+    tracing::error!(error = %failure, "could not provide an MCP server for a new session");
+    match failure {
+        SpawnFailure::AtCapacity => Reject::at_capacity("too many MCP server processes (MAX_CHILDREN)"),
+        SpawnFailure::Start(_) | SpawnFailure::Initialize(_) => Reject::new(
+            StatusCode::BAD_GATEWAY,
+            jsonrpc::INTERNAL_ERROR,
+            Fault::Upstream,
+            "Bad Gateway: the MCP server could not be started; the operator should check the gateway logs",
+        )
+        .retry_after(5),
+    }
+}
+
+/// Sends the client's initialize to a fresh child and waits (bounded) for the whole answer, so
+/// that the session exists before any header is written.
+async fn forward_initialize(
+    state: &Arc<AppState>,
+    session: &Arc<Session>,
+    message: Map<String, Value>,
+    client_id: Value,
+) -> Result<InitAnswer> {
+    let stream = session.channel.open_stream(1);
+    let mut changed = stream.subscribe();
+    session
+        .router
+        .call(&session.channel, message, client_id, &stream)
+        .await
+        .map_err(|_| child_gone())?;
+    let timeout = std::time::Duration::from_secs(state.config.child_start_timeout_secs);
+    let wait = async {
+        loop {
+            if stream.is_done() {
+                return;
+            }
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(timeout, wait).await.is_err() {
+        tracing::error!(session = %short(&session.id), "the MCP server did not answer initialize in time");
+        return Err(Reject::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            jsonrpc::INTERNAL_ERROR,
+            Fault::Upstream,
+            "Gateway Timeout: the MCP server did not answer initialize in time",
+        ));
+    }
+    let events = stream.after(0).events;
+    let Some(last) = events.iter().find(|e| e.is_final) else {
+        return Err(child_gone());
+    };
+    let answer: Value = serde_json::from_slice(&last.data).unwrap_or(Value::Null);
+    let version = answer.get("result").map(|r| {
+        r.get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(protocol::DEFAULT)
+            .to_string()
+    });
+    let sse = events.len() > 1;
+    Ok(InitAnswer {
+        version,
+        events: events.into_iter().map(|e| e.data).collect(),
+        sse,
+    })
+}
+
+fn set_session_header(response: &mut Response, session_id: &str) {
+    if let Ok(value) = HeaderValue::from_str(session_id) {
+        response.headers_mut().insert(SESSION_ID, value);
+    }
+}
+
+fn json_response(body: bytes::Bytes, session_id: Option<&str>) -> Response {
+    let mut response = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    if let Some(id) = session_id {
+        set_session_header(&mut response, id);
+    }
+    response
+}
+
+/// An SSE answer made of messages already in hand (initialize with notifications before it).
+fn sse_from_events(
+    session: &Arc<Session>,
+    events: Vec<bytes::Bytes>,
+    keepalive: std::time::Duration,
+) -> Response {
+    let stream = session.channel.open_stream(1);
+    let count = events.len();
+    for (i, data) in events.into_iter().enumerate() {
+        stream.push(data, i + 1 == count);
+    }
+    stream.try_attach();
+    sse::response(SseSpec {
+        stream,
+        after: 0,
+        priming: protocol::wants_priming(session.version()),
+        keepalive,
+        stop: None,
+        delivered_to: None,
+        guard: None,
+    })
+}
+
+/// Methods a shared child cannot serve per session, answered by the gateway itself.
+fn shared_scope_local_answer(method: &str, id: &Value) -> Option<Value> {
+    match method {
+        // One log level for all sessions would be wrong for all but one: accept and keep the child's.
+        "logging/setLevel" => Some(json!({ "jsonrpc": "2.0", "id": id, "result": {} })),
+        "resources/subscribe" | "resources/unsubscribe" => Some(jsonrpc::error_body(
+            Some(id),
+            jsonrpc::METHOD_NOT_FOUND,
+            "Resource subscriptions are not available when the MCP server is shared between sessions (CHILD_SCOPE=shared)",
+            None,
+        )),
+        _ => None,
+    }
+}
+
+/// Forwards one request and answers with JSON (only the response came) or SSE (anything first).
+async fn call(
+    state: &Arc<AppState>,
+    session: &Arc<Session>,
+    message: Map<String, Value>,
+    id: Value,
+    method: &str,
+) -> Result<Response> {
+    if !session.owns_child {
+        if let Some(answer) = shared_scope_local_answer(method, &id) {
+            return Ok(json_response(jsonrpc::to_bytes(&answer), None));
+        }
+    }
+    let guard = session
+        .begin_call(state.config.max_inflight_per_session)
+        .ok_or_else(|| {
+            Reject::at_capacity(
+                "too many requests in flight on this session (MAX_INFLIGHT_PER_SESSION)",
+            )
+        })?;
+    let stream = session.channel.open_stream(1);
+    let upstream_id = match session
+        .router
+        .call(&session.channel, message, id.clone(), &stream)
+        .await
+    {
+        Ok(upstream_id) => upstream_id,
+        Err(_) => return Err(child_gone()),
+    };
+    arm_timeout(
+        state,
+        session.router.clone(),
+        stream.clone(),
+        vec![upstream_id],
+    );
+    respond(state, session, stream, Box::new(guard)).await
+}
+
+/// A 2025-03-26 batch: every request forwarded, the answers as one JSON array or one SSE stream.
+async fn batch(
+    state: &Arc<AppState>,
+    request_headers: &HeaderMap,
+    identity: &Identity,
+    items: Vec<Value>,
+) -> Result<Response> {
+    if items.is_empty() {
+        return Err(invalid_request("Invalid Request: an empty batch"));
+    }
+    let mut messages = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Object(message) = item else {
+            return Err(invalid_request(
+                "Invalid Request: every batch item must be a JSON-RPC message object",
+            ));
+        };
+        let kind = classify(&message)?;
+        if matches!(&kind, Kind::Request { method, .. } if method == "initialize") {
+            return Err(invalid_request(
+                "Invalid Request: initialize must not be part of a batch",
+            ));
+        }
+        messages.push((kind, message));
+    }
+    let session = find_session(state, request_headers, identity).await?;
+    check_protocol_header(request_headers)?;
+    if !protocol::allows_batch(session.version()) {
+        return Err(invalid_request(format!(
+            "Invalid Request: batches are not allowed in protocol version {}; send one message per POST",
+            session.version()
+        )));
+    }
+    let requests = messages
+        .iter()
+        .filter(|(kind, _)| matches!(kind, Kind::Request { .. }))
+        .count();
+    let guard = if requests > 0 {
+        Some(
+            session
+                .begin_call(state.config.max_inflight_per_session)
+                .ok_or_else(|| {
+                    Reject::at_capacity(
+                        "too many requests in flight on this session (MAX_INFLIGHT_PER_SESSION)",
+                    )
+                })?,
+        )
+    } else {
+        None
+    };
+    let stream = session.channel.open_stream(requests.max(1));
+    let mut upstream_ids = Vec::new();
+    for (kind, message) in messages {
+        let routed = match kind {
+            Kind::Request { id, .. } => session
+                .router
+                .call(&session.channel, message, id, &stream)
+                .await
+                .map(|up| upstream_ids.push(up)),
+            Kind::Notification { method } => {
+                session
+                    .router
+                    .notify(&session.channel, message, &method)
+                    .await
+            }
+            Kind::Response { id } => session
+                .router
+                .answer(&session.channel, message, &id)
+                .await
+                .map(|_| ()),
+        };
+        if routed.is_err() {
+            return Err(child_gone());
+        }
+    }
+    let Some(guard) = guard else {
+        return Ok(accepted());
+    };
+    arm_timeout(state, session.router.clone(), stream.clone(), upstream_ids);
+    respond_batch(state, &session, stream, Box::new(guard)).await
+}
+
+/// Gives up on calls still unanswered after CALL_TIMEOUT_SECS: the client gets an error, the
+/// child a cancel.
+fn arm_timeout(
+    state: &Arc<AppState>,
+    router: Arc<Router>,
+    stream: Arc<EventStream>,
+    upstream_ids: Vec<u64>,
+) {
+    let timeout = state.config.call_timeout();
+    tokio::spawn(async move {
+        let mut changed = stream.subscribe();
+        let done = async {
+            while !stream.is_done() {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(timeout, done).await.is_err() {
+            let message = format!(
+                "The MCP server did not answer within {} s (CALL_TIMEOUT_SECS)",
+                timeout.as_secs()
+            );
+            for id in upstream_ids {
+                router.abandon(id, jsonrpc::INTERNAL_ERROR, &message).await;
+            }
+        }
+    });
+}
+
+/// Waits until the answer's shape is known: all responses and nothing else (JSON), or
+/// something else first (SSE).
+async fn wait_for_shape(stream: &Arc<EventStream>) -> Shape {
+    let mut changed = stream.subscribe();
+    loop {
+        let pending = stream.after(0);
+        if pending.events.iter().any(|e| !e.is_final) {
+            return Shape::Sse;
+        }
+        if pending.done {
+            return if pending.events.is_empty() {
+                Shape::Empty
+            } else {
+                Shape::Json(pending.events.into_iter().map(|e| e.data).collect())
+            };
+        }
+        if changed.changed().await.is_err() {
+            return Shape::Empty;
+        }
+    }
+}
+
+enum Shape {
+    Json(Vec<bytes::Bytes>),
+    Sse,
+    /// Ended without any answer (cancelled by the client).
+    Empty,
+}
+
+async fn respond(
+    state: &Arc<AppState>,
+    session: &Arc<Session>,
+    stream: Arc<EventStream>,
+    guard: Box<dyn Send + Sync>,
+) -> Result<Response> {
+    match wait_for_shape(&stream).await {
+        Shape::Json(mut bodies) if bodies.len() == 1 => Ok(json_response(bodies.remove(0), None)),
+        _ => Ok(stream_response(state, session, stream, guard)),
+    }
+}
+
+async fn respond_batch(
+    state: &Arc<AppState>,
+    session: &Arc<Session>,
+    stream: Arc<EventStream>,
+    guard: Box<dyn Send + Sync>,
+) -> Result<Response> {
+    match wait_for_shape(&stream).await {
+        Shape::Json(bodies) => {
+            let mut array =
+                Vec::with_capacity(bodies.iter().map(|b| b.len() + 1).sum::<usize>() + 2);
+            array.push(b'[');
+            for (i, body) in bodies.iter().enumerate() {
+                if i > 0 {
+                    array.push(b',');
+                }
+                array.extend_from_slice(body);
+            }
+            array.push(b']');
+            Ok(json_response(array.into(), None))
+        }
+        _ => Ok(stream_response(state, session, stream, guard)),
+    }
+}
+
+fn stream_response(
+    state: &Arc<AppState>,
+    session: &Arc<Session>,
+    stream: Arc<EventStream>,
+    guard: Box<dyn Send + Sync>,
+) -> Response {
+    session.channel.retain(&stream);
+    stream.try_attach();
+    sse::response(SseSpec {
+        stream,
+        after: 0,
+        priming: protocol::wants_priming(session.version()),
+        keepalive: state.config.keepalive(),
+        stop: None,
+        delivered_to: None,
+        guard: Some(guard),
+    })
+}

@@ -1,0 +1,159 @@
+//! SSE framing on the wire: events with ids that name their stream, comment keep-alives,
+//! the 2025-11-25 priming event, and a clean end.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::watch;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+use crate::core::channel::Channel;
+use crate::core::stream::EventStream;
+
+/// How one SSE response behaves.
+pub struct SseSpec {
+    pub stream: Arc<EventStream>,
+    /// Send events after this seq (0: from the start).
+    pub after: u64,
+    pub priming: bool,
+    pub keepalive: Duration,
+    /// Ends the response when it turns true (standalone streams end at shutdown; request streams
+    /// run to their response).
+    pub stop: Option<watch::Receiver<bool>>,
+    /// For the standalone stream: where to record what was delivered.
+    pub delivered_to: Option<Arc<Channel>>,
+    /// Held until the response ends (in-flight counters and the like).
+    pub guard: Option<Box<dyn Send + Sync>>,
+}
+
+/// Releases the stream's single-consumer claim when the connection goes away.
+struct Attachment(Arc<EventStream>);
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.0.detach();
+    }
+}
+
+struct State {
+    spec: SseSpec,
+    changed: watch::Receiver<u64>,
+    ticker: tokio::time::Interval,
+    last: u64,
+    priming_due: bool,
+    ended: bool,
+    _attachment: Attachment,
+}
+
+/// A `text/event-stream` response reading `spec.stream`. The caller has attached the stream.
+pub fn response(spec: SseSpec) -> Response {
+    let changed = spec.stream.subscribe();
+    let mut ticker = interval_at(Instant::now() + spec.keepalive, spec.keepalive);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let state = State {
+        changed,
+        ticker,
+        last: spec.after,
+        priming_due: spec.priming,
+        ended: false,
+        _attachment: Attachment(spec.stream.clone()),
+        spec,
+    };
+    let body = futures_util::stream::unfold(state, |mut state| async move {
+        next_chunk(&mut state)
+            .await
+            .map(|chunk| (Ok::<Bytes, std::convert::Infallible>(chunk), state))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+async fn next_chunk(state: &mut State) -> Option<Bytes> {
+    if state.ended {
+        return None;
+    }
+    if state.priming_due {
+        state.priming_due = false;
+        let mut out = BytesMut::new();
+        put_line(&mut out, "id: ", state.spec.stream.event_id(0).as_bytes());
+        out.put_slice(b"data: \n\n");
+        return Some(out.freeze());
+    }
+    loop {
+        let pending = state.spec.stream.after(state.last);
+        if pending.gap {
+            tracing::warn!(
+                stream = state.spec.stream.id(),
+                "SSE consumer fell behind the replay buffer; ending the stream"
+            );
+            state.ended = true;
+            return None;
+        }
+        if !pending.events.is_empty() {
+            let mut out = BytesMut::new();
+            for event in &pending.events {
+                put_line(
+                    &mut out,
+                    "id: ",
+                    state.spec.stream.event_id(event.seq).as_bytes(),
+                );
+                out.put_slice(b"event: message\n");
+                put_line(&mut out, "data: ", &event.data);
+                out.put_u8(b'\n');
+                state.last = event.seq;
+            }
+            if let Some(channel) = &state.spec.delivered_to {
+                channel
+                    .standalone_delivered
+                    .fetch_max(state.last, Ordering::AcqRel);
+            }
+            if pending.done {
+                // Everything is out: end after this chunk.
+                state.ended = true;
+            }
+            return Some(out.freeze());
+        }
+        if pending.done {
+            return None;
+        }
+        let stop = async {
+            match state.spec.stop.as_mut() {
+                Some(stop) => {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            changed = state.changed.changed() => {
+                if changed.is_err() {
+                    return None;
+                }
+            }
+            _ = state.ticker.tick() => return Some(Bytes::from_static(b": keepalive\n\n")),
+            _ = stop => {
+                state.ended = true;
+                return None;
+            }
+        }
+    }
+}
+
+fn put_line(out: &mut BytesMut, field: &str, value: &[u8]) {
+    out.put_slice(field.as_bytes());
+    out.put_slice(value);
+    out.put_u8(b'\n');
+}

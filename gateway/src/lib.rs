@@ -1,0 +1,137 @@
+//! coda-mcp-gateway: MCP Streamable HTTP in front of a supervised stdio MCP server.
+//!
+//! # Layout
+//! - [`edge`]: axum routes, status codes, headers, SSE on the wire. Knows HTTP, not processes.
+//! - [`core`]: sessions, message routing, id translation, event buffers. Knows JSON-RPC, not axum.
+//! - [`upstream`]: child processes, framing, stderr, exit, process groups. Knows pipes, not HTTP.
+//! - [`identity`]: who is calling; handed by the edge to the core.
+//!
+//! [`serve`] runs the whole gateway on a listener the caller owns, until the caller's shutdown
+//! future resolves; that is what makes it easy to test and to embed.
+
+pub mod config;
+pub mod core;
+pub mod edge;
+pub mod identity;
+pub mod jsonrpc;
+pub mod protocol;
+pub mod timefmt;
+pub mod upstream;
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{ChildScope, Config};
+use crate::core::session::{EndReason, Limits, SessionStore};
+use crate::core::spawner::{self, Spawner};
+use crate::edge::origin::OriginPolicy;
+use crate::edge::AppState;
+use crate::identity::Secret;
+
+/// Runs the gateway on `listener` until `shutdown` resolves, then drains: GET streams end,
+/// in-flight calls get SHUTDOWN_GRACE_SECS, children are ended as groups.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let store = SessionStore::new(
+        Limits {
+            idle_ttl: config.idle_ttl(),
+            max_lifetime: config.max_lifetime(),
+            max_sessions: config.max_sessions,
+        },
+        Arc::new(|_, _| {}),
+    );
+    let spawner = Spawner::new(&config);
+    let operator_credential = std::env::var("CODA_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    let state = Arc::new(AppState {
+        origins: OriginPolicy::from_config(&config),
+        store: store.clone(),
+        spawner,
+        stopping: stop_rx.clone(),
+        operator_credential,
+        config,
+    });
+    if state.config.child_scope == ChildScope::Shared {
+        start_shared_child(&state).await?;
+    }
+    tokio::spawn(store.clone().run_reaper(stop_rx.clone()));
+
+    let app = edge::app(state.clone());
+    let mut stopped = stop_rx.clone();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    })
+    .into_future();
+    let mut server = tokio::spawn(server);
+    tokio::select! {
+        result = &mut server => {
+            result.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+        }
+        _ = shutdown => {
+            tracing::info!("shutting down: no new connections; in-flight calls get the grace period");
+            let _ = stop_tx.send(true);
+            let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+            if tokio::time::timeout(grace, &mut server).await.is_err() {
+                tracing::warn!("grace period over; ending remaining calls");
+                server.abort();
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    state.store.end_all(EndReason::Shutdown).await;
+    state.spawner.end_shared().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Shared scope: start and initialize the child before listening, and fail fast if it cannot.
+async fn start_shared_child(state: &Arc<AppState>) -> anyhow::Result<()> {
+    let shared = state
+        .spawner
+        .shared(state.operator_credential.as_ref())
+        .await
+        .context("the shared MCP server (MCP_COMMAND) did not start")?;
+    let timeout = Duration::from_secs(state.config.child_start_timeout_secs);
+    let tools = spawner::request(
+        &shared.router,
+        &shared.channel,
+        "tools/list",
+        serde_json::json!({}),
+        timeout,
+    )
+    .await;
+    match tools {
+        Ok(result) => {
+            let names: Vec<&str> = result
+                .get("tools")
+                .and_then(|t| t.as_array())
+                .map(|tools| {
+                    tools
+                        .iter()
+                        .filter_map(|t| t.get("name").and_then(|n| n.as_str()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            tracing::info!(tools = ?names, "shared MCP server ready");
+        }
+        Err(e) => tracing::warn!(error = %e, "the shared MCP server did not list its tools"),
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! One supervised child process: spawned in its own process group, stdin fed from a bounded queue,
+//! stdout read as bounded lines, stderr drained, exit observed, ended as a group.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+use super::lines::{read_bounded_line, LineRead};
+use super::stderr::{drain, StderrTail};
+
+/// Messages queued for a child's stdin before senders wait.
+const STDIN_QUEUE: usize = 1024;
+/// Lines read from a child's stdout before the reader waits for the router.
+const STDOUT_QUEUE: usize = 1024;
+
+/// How to start a child.
+#[derive(Clone, Debug)]
+pub struct ChildSpec {
+    /// Program and arguments (or a single shell line when `shell` is set).
+    pub argv: Vec<String>,
+    pub shell: bool,
+    /// Variables set for the child (credentials go here, never in argv).
+    pub env: Vec<(String, String)>,
+    /// Variables removed from the inherited environment (the operator's secrets).
+    pub env_remove: Vec<String>,
+    pub max_line_bytes: usize,
+    pub stderr_lines_per_sec: u32,
+    pub kill_grace: Duration,
+    /// A short tag for logs (a session id prefix, or `shared`).
+    pub label: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("could not start the MCP server process: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the MCP server command is empty")]
+    EmptyCommand,
+}
+
+/// Why and how a child ended.
+#[derive(Clone, Debug)]
+pub struct ExitReport {
+    /// `exited with status N`, `killed by signal N`, or `stdout line too long`.
+    pub reason: String,
+    pub code: Option<i32>,
+    pub last_stderr: Vec<String>,
+}
+
+/// A handle on a running child. Dropping it does not kill the child; call [`Child::terminate`].
+pub struct Child {
+    pid: u32,
+    label: String,
+    stdin: mpsc::Sender<Bytes>,
+    exit: watch::Receiver<Option<ExitReport>>,
+    kill_grace: Duration,
+}
+
+/// Starts the child and returns its handle and the receiver of its stdout lines.
+/// The receiver closes when stdout ends or a line is too long (the child is then killed).
+pub fn spawn(spec: ChildSpec) -> Result<(Child, mpsc::Receiver<Bytes>), SpawnError> {
+    let mut command = if spec.shell {
+        let line = spec.argv.join(" ");
+        let mut command = Command::new("/bin/sh");
+        command.arg("-c").arg(line);
+        command
+    } else {
+        let (program, args) = spec.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
+        let mut command = Command::new(program);
+        command.args(args);
+        command
+    };
+    for name in &spec.env_remove {
+        command.env_remove(name);
+    }
+    command
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the child if we die,
+    // so no child outlives the gateway even when the gateway itself is killed.
+    unsafe {
+        command.pre_exec(|| {
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut process = command.spawn()?;
+    let pid = process.id().unwrap_or(0);
+    let stdin = process.stdin.take().expect("stdin is piped");
+    let stdout = process.stdout.take().expect("stdout is piped");
+    let stderr = process.stderr.take().expect("stderr is piped");
+
+    let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(STDIN_QUEUE);
+    tokio::spawn(write_stdin(stdin, stdin_rx));
+
+    let (lines_tx, lines_rx) = mpsc::channel::<Bytes>(STDOUT_QUEUE);
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let too_long = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(read_stdout(
+        stdout,
+        lines_tx,
+        spec.max_line_bytes,
+        pid,
+        spec.label.clone(),
+        too_long.clone(),
+    ));
+
+    let tail = StderrTail::default();
+    let stderr_task = tokio::spawn(drain(
+        stderr,
+        spec.label.clone(),
+        pid,
+        spec.stderr_lines_per_sec,
+        tail.clone(),
+    ));
+
+    let label = spec.label.clone();
+    tokio::spawn(async move {
+        let status = process.wait().await;
+        // Give stderr a moment to reach EOF so the report holds the child's last words.
+        let _ = tokio::time::timeout(Duration::from_millis(200), stderr_task).await;
+        let (reason, code) = match status {
+            Ok(status) => describe(status),
+            Err(e) => (format!("wait failed: {e}"), None),
+        };
+        let reason = if too_long.load(std::sync::atomic::Ordering::Relaxed) {
+            format!("stdout line too long; {reason}")
+        } else {
+            reason
+        };
+        let report = ExitReport {
+            reason,
+            code,
+            last_stderr: tail.lines(),
+        };
+        tracing::info!(session = %label, pid, reason = %report.reason, last_stderr = ?report.last_stderr, "child exited");
+        // Reap any stragglers the child left in its group.
+        signal_group(pid, libc::SIGKILL);
+        let _ = exit_tx.send(Some(report));
+    });
+
+    tracing::debug!(session = %spec.label, pid, "child started");
+    Ok((
+        Child {
+            pid,
+            label: spec.label,
+            stdin: stdin_tx,
+            exit: exit_rx,
+            kill_grace: spec.kill_grace,
+        },
+        lines_rx,
+    ))
+}
+
+#[cfg(unix)]
+fn describe(status: std::process::ExitStatus) -> (String, Option<i32>) {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => (format!("exited with status {code}"), Some(code)),
+        (None, Some(signal)) => (format!("killed by signal {signal}"), None),
+        _ => ("ended".to_string(), None),
+    }
+}
+
+fn signal_group(pid: u32, signal: i32) {
+    if pid == 0 {
+        return;
+    }
+    // SAFETY: kill(2) with a negative pid signals the process group we created for this child.
+    unsafe {
+        libc::kill(-(pid as i32), signal);
+    }
+}
+
+async fn write_stdin(stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<Bytes>) {
+    let mut writer = BufWriter::new(stdin);
+    while let Some(line) = rx.recv().await {
+        if writer.write_all(&line).await.is_err() || writer.write_all(b"\n").await.is_err() {
+            return;
+        }
+        // Batch whatever is already queued into one flush.
+        while let Ok(line) = rx.try_recv() {
+            if writer.write_all(&line).await.is_err() || writer.write_all(b"\n").await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_stdout(
+    stdout: tokio::process::ChildStdout,
+    tx: mpsc::Sender<Bytes>,
+    max: usize,
+    pid: u32,
+    label: String,
+    too_long: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        match read_bounded_line(&mut reader, &mut buf, max).await {
+            Ok(LineRead::Line) => {
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                if tx.send(Bytes::copy_from_slice(&buf)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(LineRead::Eof) => return,
+            Ok(LineRead::TooLong) => {
+                tracing::error!(session = %label, pid, max, "child wrote a stdout line longer than MAX_LINE_BYTES; ending it");
+                too_long.store(true, std::sync::atomic::Ordering::Relaxed);
+                signal_group(pid, libc::SIGKILL);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(session = %label, pid, error = %e, "reading child stdout failed");
+                return;
+            }
+        }
+    }
+}
+
+impl Child {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Queues one message (without newline) for the child's stdin; fails when the child is gone.
+    pub async fn send(&self, line: Bytes) -> Result<(), ChildGone> {
+        self.stdin.send(line).await.map_err(|_| ChildGone)
+    }
+
+    /// Queues a message without waiting; dropped (with a log line) when the queue is full.
+    pub fn try_send(&self, line: Bytes) {
+        if self.stdin.try_send(line).is_err() {
+            tracing::warn!(session = %self.label, pid = self.pid, "child stdin queue full or closed; message dropped");
+        }
+    }
+
+    pub fn has_exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
+    /// Resolves when the child has exited, with its report.
+    pub async fn exited(&self) -> ExitReport {
+        let mut exit = self.exit.clone();
+        loop {
+            if let Some(report) = exit.borrow().clone() {
+                return report;
+            }
+            if exit.changed().await.is_err() {
+                return ExitReport {
+                    reason: "supervisor gone".into(),
+                    code: None,
+                    last_stderr: Vec::new(),
+                };
+            }
+        }
+    }
+
+    /// Ends the child's whole process group: SIGTERM, then SIGKILL after the grace period.
+    pub async fn terminate(&self) {
+        if self.has_exited() {
+            return;
+        }
+        tracing::debug!(session = %self.label, pid = self.pid, "ending child");
+        signal_group(self.pid, libc::SIGTERM);
+        if tokio::time::timeout(self.kill_grace, self.exited())
+            .await
+            .is_err()
+        {
+            signal_group(self.pid, libc::SIGKILL);
+            self.exited().await;
+        }
+    }
+}
+
+/// The child's stdin is closed: it exited or is exiting.
+#[derive(Debug, thiserror::Error)]
+#[error("the MCP server process is gone")]
+pub struct ChildGone;
