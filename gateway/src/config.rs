@@ -17,6 +17,15 @@ pub enum ChildScope {
     Shared,
 }
 
+/// How callers prove who they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// Bearer Coda API tokens, checked with Coda's whoami.
+    Coda,
+    /// Nobody is checked: loopback development and conformance runs only.
+    None,
+}
+
 #[derive(Clone, Debug, Parser)]
 #[command(
     name = "coda-mcp-gateway",
@@ -124,6 +133,64 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// `coda`: every /mcp request needs a Coda API token as bearer token (default).
+    /// `none`: no authentication (development and conformance runs; loopback HOST only).
+    #[arg(long, env = "AUTH_MODE", value_enum, default_value = "coda")]
+    pub auth_mode: AuthMode,
+
+    /// Coda's API root; whoami is `$CODA_API_BASE_URL/whoami`. Point it at mock-coda for demos and tests.
+    #[arg(
+        long,
+        env = "CODA_API_BASE_URL",
+        default_value = "https://coda.io/apis/v1"
+    )]
+    pub coda_api_base_url: String,
+
+    /// The operator's Coda API token: checked at startup; the shared child's credential.
+    #[arg(long, env = "CODA_API_TOKEN", hide_env_values = true)]
+    pub coda_api_token: Option<String>,
+
+    /// Longest wait for Coda's whoami (milliseconds); slower counts as "Coda unavailable" (503).
+    #[arg(long, env = "WHOAMI_TIMEOUT_MS", default_value_t = 5000)]
+    pub whoami_timeout_ms: u64,
+
+    /// How long a token Coda accepted is trusted without asking again (seconds).
+    #[arg(long, env = "AUTH_CACHE_TTL_SECS", default_value_t = 60)]
+    pub auth_cache_ttl_secs: u64,
+
+    /// How long a token Coda refused is refused without asking again (seconds).
+    #[arg(long, env = "AUTH_NEGATIVE_CACHE_TTL_SECS", default_value_t = 10)]
+    pub auth_negative_cache_ttl_secs: u64,
+
+    /// Most token checks kept in the cache.
+    #[arg(long, env = "AUTH_CACHE_MAX_ENTRIES", default_value_t = 10_000)]
+    pub auth_cache_max_entries: usize,
+
+    /// Coda loginIds (emails) allowed to use the gateway, comma-separated; empty admits any Coda user.
+    #[arg(long, env = "ALLOWED_USERS", value_delimiter = ',')]
+    pub allowed_users: Vec<String>,
+
+    /// Per client IP, per minute: requests to discovery endpoints plus failed authentications.
+    #[arg(long, env = "AUTH_RATE_LIMIT_PER_MIN", default_value_t = 10)]
+    pub auth_rate_limit_per_min: u32,
+
+    /// Per identity, per minute: authenticated requests to /mcp.
+    #[arg(long, env = "IDENTITY_RATE_LIMIT_PER_MIN", default_value_t = 1200)]
+    pub identity_rate_limit_per_min: u32,
+
+    /// Most keys (IPs, identities) each rate limiter remembers; idle keys are evicted first.
+    #[arg(long, env = "RATE_LIMIT_MAX_KEYS", default_value_t = 10_000)]
+    pub rate_limit_max_keys: usize,
+
+    /// Proxies whose X-Forwarded-For / X-Forwarded-Proto / X-Forwarded-Host are believed
+    /// (comma-separated IPs or CIDRs, e.g. `127.0.0.1,172.16.0.0/12`).
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// Where audit events go: `stdout`, `stderr`, a file path (appended), or `off`.
+    #[arg(long, env = "AUDIT_LOG", default_value = "stdout")]
+    pub audit_log: String,
+
     /// Log format: `json` (production) or `text` (development).
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -197,6 +264,50 @@ impl Config {
             parse_origin(origin)
                 .ok_or_else(|| bad("ALLOWED_ORIGINS", format!("not an origin: {origin:?}")))?;
         }
+        if self.auth_negative_cache_ttl_secs > self.auth_cache_ttl_secs {
+            return Err(bad(
+                "AUTH_NEGATIVE_CACHE_TTL_SECS",
+                "must not exceed AUTH_CACHE_TTL_SECS",
+            ));
+        }
+        if !(self.coda_api_base_url.starts_with("https://")
+            || self.coda_api_base_url.starts_with("http://"))
+        {
+            return Err(bad(
+                "CODA_API_BASE_URL",
+                "must be an http(s) URL such as https://coda.io/apis/v1",
+            ));
+        }
+        for proxy in &self.trusted_proxies {
+            crate::edge::client_ip::Cidr::parse(proxy)
+                .ok_or_else(|| bad("TRUSTED_PROXIES", format!("not an IP or CIDR: {proxy:?}")))?;
+        }
+        match self.auth_mode {
+            AuthMode::None if !self.host.is_loopback() => {
+                return Err(bad(
+                    "AUTH_MODE",
+                    "`none` is only allowed with a loopback HOST",
+                ));
+            }
+            AuthMode::Coda => {
+                let token = self.coda_api_token.as_deref().unwrap_or("");
+                if token.trim().is_empty() {
+                    return Err(bad(
+                        "CODA_API_TOKEN",
+                        "is required (the operator's Coda API token, from https://coda.io/account)",
+                    ));
+                }
+                if self.child_scope == ChildScope::Shared
+                    && self.allowed_users.iter().all(|u| u.trim().is_empty())
+                {
+                    return Err(bad(
+                        "ALLOWED_USERS",
+                        "is required with CHILD_SCOPE=shared: otherwise any Coda user would act with the operator's token",
+                    ));
+                }
+            }
+            AuthMode::None => {}
+        }
         if !matches!(self.log_format.as_str(), "json" | "text") {
             return Err(bad("LOG_FORMAT", "must be `json` or `text`"));
         }
@@ -215,13 +326,23 @@ impl Config {
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.sse_keepalive_secs)
     }
+    pub fn whoami_timeout(&self) -> Duration {
+        Duration::from_millis(self.whoami_timeout_ms)
+    }
     pub fn kill_grace(&self) -> Duration {
         Duration::from_millis(self.child_kill_grace_ms)
     }
 
-    /// A configuration for tests and embedding: defaults everywhere but the command.
+    /// A configuration for tests and embedding: defaults everywhere but the command, and no
+    /// authentication (so it validates without a Coda token).
     pub fn with_command(command: &str) -> Config {
-        Config::parse_from(["coda-mcp-gateway", "--mcp-command", command])
+        Config::parse_from([
+            "coda-mcp-gateway",
+            "--mcp-command",
+            command,
+            "--auth-mode",
+            "none",
+        ])
     }
 }
 

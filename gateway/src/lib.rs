@@ -9,12 +9,14 @@
 //! [`serve`] runs the whole gateway on a listener the caller owns, until the caller's shutdown
 //! future resolves; that is what makes it easy to test and to embed.
 
+pub mod audit;
 pub mod config;
 pub mod core;
 pub mod edge;
 pub mod identity;
 pub mod jsonrpc;
 pub mod protocol;
+pub mod ratelimit;
 pub mod timefmt;
 pub mod upstream;
 
@@ -27,12 +29,17 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{ChildScope, Config};
-use crate::core::session::{EndReason, Limits, SessionStore};
+use crate::audit::{Audit, Event, EventType, Sink};
+use crate::config::{AuthMode, ChildScope, Config};
+use crate::core::session::{short, EndReason, Limits, SessionStore};
 use crate::core::spawner::{self, Spawner};
+use crate::edge::client_ip::TrustedProxies;
 use crate::edge::origin::OriginPolicy;
 use crate::edge::AppState;
-use crate::identity::Secret;
+use crate::identity::cache::CacheLimits;
+use crate::identity::coda::CodaClient;
+use crate::identity::{Authenticator, Secret};
+use crate::ratelimit::RateLimiter;
 
 /// Runs the gateway on `listener` until `shutdown` resolves, then drains: GET streams end,
 /// in-flight calls get SHUTDOWN_GRACE_SECS, children are ended as groups.
@@ -43,25 +50,72 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     config.validate()?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let audit = Audit::start(Sink::parse(&config.audit_log), &config.service_name)
+        .with_context(|| format!("cannot open AUDIT_LOG {:?}", config.audit_log))?;
     let store = SessionStore::new(
         Limits {
             idle_ttl: config.idle_ttl(),
             max_lifetime: config.max_lifetime(),
             max_sessions: config.max_sessions,
         },
-        Arc::new(|_, _| {}),
+        session_end_hook(audit.clone()),
     );
     let spawner = Spawner::new(&config);
-    let operator_credential = std::env::var("CODA_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
+    let operator_credential = config
+        .coda_api_token
+        .clone()
+        .filter(|t| !t.trim().is_empty())
         .map(Secret::new);
+    let auth = match config.auth_mode {
+        AuthMode::None => {
+            tracing::warn!(
+                "AUTH_MODE=none: every caller is admitted without a token (loopback only)"
+            );
+            None
+        }
+        AuthMode::Coda => {
+            let client = CodaClient::new(&config.coda_api_base_url, config.whoami_timeout())
+                .context("cannot build the HTTP client for Coda")?;
+            let authenticator = Authenticator::new(
+                client,
+                CacheLimits {
+                    positive_ttl: Duration::from_secs(config.auth_cache_ttl_secs),
+                    negative_ttl: Duration::from_secs(config.auth_negative_cache_ttl_secs),
+                    max_entries: config.auth_cache_max_entries,
+                },
+                &config.allowed_users,
+            );
+            let token = operator_credential
+                .as_ref()
+                .context("CODA_API_TOKEN is required")?;
+            let operator = authenticator
+                .check_operator_token(token)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            tracing::info!(operator = %operator.login_id, token = %token.fingerprint(), "CODA_API_TOKEN validated with Coda");
+            Some(authenticator)
+        }
+    };
+    let minute = Duration::from_secs(60);
     let state = Arc::new(AppState {
         origins: OriginPolicy::from_config(&config),
         store: store.clone(),
         spawner,
         stopping: stop_rx.clone(),
         operator_credential,
+        auth,
+        audit: audit.clone(),
+        ip_guard: RateLimiter::new(
+            config.auth_rate_limit_per_min,
+            minute,
+            config.rate_limit_max_keys,
+        ),
+        identity_limit: RateLimiter::new(
+            config.identity_rate_limit_per_min,
+            minute,
+            config.rate_limit_max_keys,
+        ),
+        proxies: TrustedProxies::parse(&config.trusted_proxies),
         config,
     });
     if state.config.child_scope == ChildScope::Shared {
@@ -97,8 +151,27 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     state.store.end_all(EndReason::Shutdown).await;
     state.spawner.end_shared().await;
+    audit.flush(Duration::from_secs(2)).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Audit events for sessions that end (CHILD_EXIT is written where the exit is seen).
+fn session_end_hook(audit: Audit) -> crate::core::session::EndHook {
+    Arc::new(move |session, reason| {
+        let kind = match reason {
+            EndReason::Deleted => EventType::SessionDeleted,
+            EndReason::IdleExpired | EndReason::LifetimeExpired => EventType::SessionExpired,
+            EndReason::ChildExited | EndReason::Shutdown => return,
+        };
+        audit.emit(
+            Event::new(kind)
+                .identity(&session.identity.subject)
+                .token_hash(session.identity.token_hash.as_deref())
+                .session(short(&session.id))
+                .reason(reason.as_str()),
+        );
+    })
 }
 
 /// Shared scope: start and initialize the child before listening, and fail fast if it cannot.

@@ -8,29 +8,41 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
+use super::auth::Caller;
 use super::headers::{self, LAST_EVENT_ID, SESSION_ID};
 use super::post::check_protocol_header;
 use super::reply::Reject;
 use super::sse::{self, SseSpec};
 use super::{AppState, RequestId};
+use crate::audit::{Event, EventType};
 use crate::core::channel::STANDALONE;
 use crate::core::session::{short, EndReason, Lookup, Session};
 use crate::core::stream::parse_event_id;
 use crate::jsonrpc;
 
-async fn session_of(
+/// The caller's session named by `Mcp-Session-Id`: 400 without one, 404 when unknown, expired,
+/// deleted or another identity's (which is audited as a hijack attempt).
+pub async fn lookup_session(
     state: &Arc<AppState>,
     request_headers: &HeaderMap,
+    caller: &Caller,
+    request_id: &str,
 ) -> Result<Arc<Session>, Reject> {
-    let identity = state.identity(request_headers);
     let Some(session_id) = headers::text(request_headers, SESSION_ID) else {
         return Err(Reject::session_required());
     };
-    match state.store.get(session_id, &identity).await {
+    match state.store.get(session_id, &caller.identity).await {
         Lookup::Found(session) => Ok(session),
         Lookup::NotFound { foreign } => {
             if foreign {
-                tracing::warn!(event = "SESSION_HIJACK_REJECTED", session = %short(session_id), subject = %identity.subject, "a session id was presented by another identity");
+                state.audit.emit(
+                    Event::new(EventType::SessionHijackRejected)
+                        .ip(caller.ip)
+                        .identity(&caller.identity.subject)
+                        .token_hash(caller.identity.token_hash.as_deref())
+                        .session(short(session_id))
+                        .request_id(request_id),
+                );
             }
             Err(Reject::session_not_found())
         }
@@ -40,9 +52,10 @@ async fn session_of(
 pub async fn stream(
     State(state): State<Arc<AppState>>,
     Extension(request_id): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
     request_headers: HeaderMap,
 ) -> Response {
-    match open_stream(&state, &request_headers).await {
+    match open_stream(&state, &request_headers, &caller, &request_id.0).await {
         Ok(response) => response,
         Err(reject) => reject.request_id(&request_id.0).into_response(),
     }
@@ -51,6 +64,8 @@ pub async fn stream(
 async fn open_stream(
     state: &Arc<AppState>,
     request_headers: &HeaderMap,
+    caller: &Caller,
+    request_id: &str,
 ) -> Result<Response, Reject> {
     if !headers::accepts(request_headers, "text/event-stream") {
         return Err(Reject::client(
@@ -59,7 +74,7 @@ async fn open_stream(
             "Not Acceptable: Accept must list text/event-stream",
         ));
     }
-    let session = session_of(state, request_headers).await?;
+    let session = lookup_session(state, request_headers, caller, request_id).await?;
     check_protocol_header(request_headers)?;
     // A Last-Event-ID names its stream: resume that one, and only that one.
     let resume = headers::text(request_headers, LAST_EVENT_ID).and_then(parse_event_id);
@@ -95,9 +110,10 @@ async fn open_stream(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Extension(request_id): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
     request_headers: HeaderMap,
 ) -> Response {
-    let session = match session_of(&state, &request_headers).await {
+    let session = match lookup_session(&state, &request_headers, &caller, &request_id.0).await {
         Ok(session) => session,
         Err(reject) => return reject.request_id(&request_id.0).into_response(),
     };

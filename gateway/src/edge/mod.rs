@@ -1,6 +1,9 @@
 //! The edge room: routes, layers, status codes, headers and SSE framing on the wire.
 //! It knows HTTP, not child processes: it hands parsed messages to the core.
 
+pub mod auth;
+pub mod client_ip;
+mod discovery;
 mod get;
 mod headers;
 mod health;
@@ -19,10 +22,13 @@ use axum::routing::{get, MethodRouter};
 use axum::Router;
 use tokio::sync::watch;
 
+use crate::audit::Audit;
 use crate::config::{ChildScope, Config};
 use crate::core::session::SessionStore;
 use crate::core::spawner::Spawner;
-use crate::identity::{Identity, Secret};
+use crate::identity::{Authenticator, Secret};
+use crate::ratelimit::RateLimiter;
+use client_ip::TrustedProxies;
 use origin::OriginPolicy;
 use reply::Reject;
 
@@ -36,17 +42,19 @@ pub struct AppState {
     pub stopping: watch::Receiver<bool>,
     /// The operator's credential for a shared child.
     pub operator_credential: Option<Secret>,
+    /// None when AUTH_MODE=none.
+    pub auth: Option<Authenticator>,
+    pub audit: Audit,
+    /// Per client IP: discovery requests and failed authentications.
+    pub ip_guard: RateLimiter,
+    /// Per identity: authenticated /mcp requests.
+    pub identity_limit: RateLimiter,
+    pub proxies: TrustedProxies,
 }
 
 impl AppState {
     pub fn scope(&self) -> ChildScope {
         self.config.child_scope
-    }
-
-    /// The caller's identity. Token checks come with the identity layer; until then every caller
-    /// is the same anonymous identity.
-    pub fn identity(&self, _request_headers: &axum::http::HeaderMap) -> Identity {
-        Identity::anonymous()
     }
 }
 
@@ -61,9 +69,35 @@ pub fn app(state: Arc<AppState>) -> Router {
         .delete(get::delete)
         .options(preflight)
         .fallback(method_not_allowed);
-    Router::new()
+    // Layers wrap from the inside out: the origin check runs before authentication, so a
+    // browser on a hostile page learns nothing about tokens.
+    let mcp = Router::new()
         .route("/mcp", mcp)
-        .route_layer(middleware::from_fn_with_state(state.clone(), check_origin))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), check_origin));
+    let discovery = Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(discovery::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(discovery::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::authorization_server),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            discovery::guard,
+        ));
+    Router::new()
+        .merge(mcp)
+        .merge(discovery)
         .route("/health", get(health::health))
         .layer(middleware::from_fn(request_id))
         .with_state(state)

@@ -9,15 +9,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::{json, Map, Value};
 
+use super::auth::Caller;
 use super::headers::{self, PROTOCOL_VERSION, SESSION_ID};
 use super::reply::{Fault, Reject};
 use super::sse::{self, SseSpec};
 use super::{AppState, RequestId};
+use crate::audit::{Event, EventType};
 use crate::config::ChildScope;
 use crate::core::router::Router;
 use crate::core::session::{short, EndReason, Lookup, Session, SessionStore};
 use crate::core::stream::EventStream;
-use crate::identity::Identity;
 use crate::jsonrpc::{self, Kind};
 use crate::protocol;
 
@@ -26,18 +27,30 @@ type Result<T> = std::result::Result<T, Reject>;
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     Extension(request_id): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
     request_headers: HeaderMap,
     body: Body,
 ) -> Response {
     let rid = request_id.0.clone();
-    match handle_inner(&state, &request_headers, body).await {
+    let context = Context {
+        caller,
+        request_id: rid.clone(),
+    };
+    match handle_inner(&state, &context, &request_headers, body).await {
         Ok(response) => response,
         Err(reject) => reject.request_id(&rid).into_response(),
     }
 }
 
+/// Who asks, and the request id to name in audit events.
+struct Context {
+    caller: Caller,
+    request_id: String,
+}
+
 async fn handle_inner(
     state: &Arc<AppState>,
+    context: &Context,
     request_headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
@@ -57,7 +70,6 @@ async fn handle_inner(
             "Unsupported Media Type: Content-Type must be application/json",
         ));
     }
-    let identity = state.identity(request_headers);
     let limit = state.config.max_body_bytes;
     let bytes = to_bytes(body, limit).await.map_err(|_| {
         Reject::client(
@@ -74,8 +86,8 @@ async fn handle_inner(
         )
     })?;
     match value {
-        Value::Object(message) => single(state, request_headers, &identity, message).await,
-        Value::Array(items) => batch(state, request_headers, &identity, items).await,
+        Value::Object(message) => single(state, request_headers, context, message).await,
+        Value::Array(items) => batch(state, request_headers, context, items).await,
         _ => Err(invalid_request(
             "Invalid Request: the body must be a JSON-RPC message object",
         )),
@@ -94,9 +106,10 @@ fn classify(message: &Map<String, Value>) -> Result<Kind> {
 async fn single(
     state: &Arc<AppState>,
     request_headers: &HeaderMap,
-    identity: &Identity,
+    context: &Context,
     message: Map<String, Value>,
 ) -> Result<Response> {
+    let identity = &context.caller.identity;
     let kind = classify(&message)?;
     if let Kind::Request { method, id } = &kind {
         if method == "initialize" {
@@ -108,10 +121,10 @@ async fn single(
                     Lookup::NotFound { .. } => Reject::session_not_found(),
                 });
             }
-            return initialize(state, identity, message, id.clone()).await;
+            return initialize(state, context, message, id.clone()).await;
         }
     }
-    let session = find_session(state, request_headers, identity).await?;
+    let session = find_session(state, request_headers, context).await?;
     check_protocol_header(request_headers)?;
     match kind {
         Kind::Request { id, method } => call(state, &session, message, id, &method).await,
@@ -155,20 +168,9 @@ fn child_gone() -> Reject {
 async fn find_session(
     state: &Arc<AppState>,
     request_headers: &HeaderMap,
-    identity: &Identity,
+    context: &Context,
 ) -> Result<Arc<Session>> {
-    let Some(session_id) = headers::text(request_headers, SESSION_ID) else {
-        return Err(Reject::session_required());
-    };
-    match state.store.get(session_id, identity).await {
-        Lookup::Found(session) => Ok(session),
-        Lookup::NotFound { foreign } => {
-            if foreign {
-                tracing::warn!(event = "SESSION_HIJACK_REJECTED", session = %short(session_id), subject = %identity.subject, "a session id was presented by another identity");
-            }
-            Err(Reject::session_not_found())
-        }
-    }
+    super::get::lookup_session(state, request_headers, &context.caller, &context.request_id).await
 }
 
 /// A later request may omit `MCP-Protocol-Version`; a present one must be a version we serve.
@@ -190,10 +192,11 @@ pub fn check_protocol_header(request_headers: &HeaderMap) -> Result<()> {
 /// Starts a session: a child of its own (session scope) or the shared one.
 async fn initialize(
     state: &Arc<AppState>,
-    identity: &Identity,
+    context: &Context,
     message: Map<String, Value>,
     client_id: Value,
 ) -> Result<Response> {
+    let identity = &context.caller.identity;
     let reservation = state
         .store
         .reserve()
@@ -204,14 +207,29 @@ async fn initialize(
         ChildScope::Session => {
             let store = Arc::downgrade(&state.store);
             let id_for_exit = session_id.clone();
+            let audit = state.audit.clone();
+            let subject = identity.subject.clone();
             let router = state
                 .spawner
-                .spawn_dedicated(short(&session_id), channel.clone(), identity.credential.as_ref(), Box::new(move |report| {
-                    tracing::warn!(event = "CHILD_EXIT", session = %short(&id_for_exit), reason = %report.reason, "child exited");
-                    if let Some(store) = store.upgrade() {
-                        tokio::spawn(async move { store.end(&id_for_exit, EndReason::ChildExited).await });
-                    }
-                }))
+                .spawn_dedicated(
+                    short(&session_id),
+                    channel.clone(),
+                    identity.credential.as_ref(),
+                    Box::new(move |report| {
+                        audit.emit(
+                            Event::new(EventType::ChildExit)
+                                .identity(&subject)
+                                .session(short(&id_for_exit))
+                                .reason(&report.reason)
+                                .detail("exitCode", report.code),
+                        );
+                        if let Some(store) = store.upgrade() {
+                            tokio::spawn(async move {
+                                store.end(&id_for_exit, EndReason::ChildExited).await
+                            });
+                        }
+                    }),
+                )
                 .map_err(spawn_reject)?;
             let session = Arc::new(Session::new(
                 session_id.clone(),
@@ -269,7 +287,16 @@ async fn initialize(
     };
     session.set_version(version);
     state.store.insert(session.clone(), reservation);
-    tracing::info!(event = "SESSION_CREATED", session = %short(&session_id), subject = %identity.subject, version = session.version(), "session created");
+    tracing::info!(session = %short(&session_id), subject = %identity.subject, version = session.version(), "session created");
+    state.audit.emit(
+        Event::new(EventType::SessionCreated)
+            .ip(context.caller.ip)
+            .identity(&identity.subject)
+            .token_hash(identity.token_hash.as_deref())
+            .session(short(&session_id))
+            .request_id(&context.request_id)
+            .detail("protocolVersion", session.version()),
+    );
     if answer.sse {
         let mut response = sse_from_events(&session, answer.events, state.config.keepalive());
         set_session_header(&mut response, &session_id);
@@ -459,7 +486,7 @@ async fn call(
 async fn batch(
     state: &Arc<AppState>,
     request_headers: &HeaderMap,
-    identity: &Identity,
+    context: &Context,
     items: Vec<Value>,
 ) -> Result<Response> {
     if items.is_empty() {
@@ -480,7 +507,7 @@ async fn batch(
         }
         messages.push((kind, message));
     }
-    let session = find_session(state, request_headers, identity).await?;
+    let session = find_session(state, request_headers, context).await?;
     check_protocol_header(request_headers)?;
     if !protocol::allows_batch(session.version()) {
         return Err(invalid_request(format!(

@@ -1,7 +1,16 @@
 //! Who is calling. The edge establishes it (bearer token checks live beside the edge) and hands it
 //! to the core, which binds each session to the identity that created it.
 
+pub mod cache;
+pub mod coda;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
+
+use cache::{CacheLimits, Outcome, Source, TokenCache};
+use coda::{CodaClient, WhoamiError};
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -29,6 +38,113 @@ impl std::fmt::Debug for Identity {
             .field("subject", &self.subject)
             .field("token_hash", &self.token_hash)
             .finish_non_exhaustive()
+    }
+}
+
+/// Why a request was not admitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// A token was sent where tokens are refused (the query string) or in a malformed header.
+    Malformed,
+    /// Coda refused the token.
+    InvalidToken,
+    /// A valid Coda user who is not on ALLOWED_USERS.
+    NotAllowed { subject: String },
+    /// Coda could not be asked; retry after this many seconds.
+    Unavailable { retry_after: u64 },
+}
+
+impl Refusal {
+    /// The reason as audit events name it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing_token",
+            Refusal::Malformed => "malformed_token",
+            Refusal::InvalidToken => "invalid_token",
+            Refusal::NotAllowed { .. } => "not_allowed",
+            Refusal::Unavailable { .. } => "coda_unavailable",
+        }
+    }
+}
+
+/// Checks bearer tokens against Coda through the cache and applies the allow-list.
+pub struct Authenticator {
+    client: CodaClient,
+    cache: TokenCache,
+    /// Lower-cased loginIds; None admits every valid Coda user.
+    allowed: Option<HashSet<String>>,
+}
+
+/// Seconds to suggest in Retry-After when Coda gave no hint.
+const DEFAULT_RETRY_AFTER: u64 = 5;
+
+impl Authenticator {
+    pub fn new(client: CodaClient, limits: CacheLimits, allowed: &[String]) -> Authenticator {
+        let allowed = (!allowed.is_empty()).then(|| {
+            allowed
+                .iter()
+                .map(|a| a.trim().to_ascii_lowercase())
+                .collect()
+        });
+        Authenticator {
+            client,
+            cache: TokenCache::new(limits),
+            allowed,
+        }
+    }
+
+    pub fn has_allow_list(&self) -> bool {
+        self.allowed.is_some()
+    }
+
+    /// Who owns this token, if Coda says it is valid and the allow-list admits them.
+    pub async fn authenticate(&self, token: Secret) -> Result<(Identity, Source), Refusal> {
+        let (outcome, source) = self
+            .cache
+            .check(&token, || async {
+                match self.client.whoami(&token).await {
+                    Ok(user) => Outcome::Valid(Arc::new(user)),
+                    Err(WhoamiError::Rejected { .. }) => Outcome::Invalid,
+                    Err(WhoamiError::Unavailable { detail, retry_after }) => {
+                        tracing::warn!(token = %token.fingerprint(), %detail, "Coda whoami unavailable");
+                        Outcome::Unavailable { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER).clamp(1, 300) }
+                    }
+                }
+            })
+            .await;
+        let user = match outcome {
+            Outcome::Valid(user) => user,
+            Outcome::Invalid => return Err(Refusal::InvalidToken),
+            Outcome::Unavailable { retry_after } => {
+                return Err(Refusal::Unavailable { retry_after })
+            }
+        };
+        if let Some(allowed) = &self.allowed {
+            if !allowed.contains(&user.login_id.to_ascii_lowercase()) {
+                return Err(Refusal::NotAllowed {
+                    subject: user.login_id.clone(),
+                });
+            }
+        }
+        let identity = Identity {
+            subject: user.login_id.clone(),
+            token_hash: Some(token.fingerprint()),
+            credential: Some(token),
+        };
+        Ok((identity, source))
+    }
+
+    /// The seed's startup check of the operator's token: long enough, and Coda knows it.
+    pub async fn check_operator_token(&self, token: &Secret) -> Result<coda::CodaUser, String> {
+        if token.expose().len() < 10 {
+            return Err("CODA_API_TOKEN is shorter than 10 characters; copy the whole token from https://coda.io/account".into());
+        }
+        self.client.whoami(token).await.map_err(|e| match e {
+            WhoamiError::Rejected { status } => format!("Coda refused CODA_API_TOKEN (HTTP {status}); create a new token at https://coda.io/account"),
+            WhoamiError::Unavailable { detail, .. } => format!("could not reach Coda to check CODA_API_TOKEN ({detail}); check CODA_API_BASE_URL and the network"),
+        })
     }
 }
 

@@ -1,0 +1,290 @@
+//! The guard in front of `/mcp`: per-IP guard (pre-auth), bearer token check, per-identity limit.
+//! It hands the core a [`Caller`]; handlers never see a raw token.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+
+use super::reply::{Fault, Reject};
+use super::{AppState, RequestId};
+use crate::audit::{Event, EventType};
+use crate::identity::cache::Source;
+use crate::identity::{Identity, Refusal, Secret};
+use crate::jsonrpc;
+use crate::ratelimit::{retry_after_secs, Decision};
+
+/// Who is calling and from where; inserted by [`authenticate`] for the handlers.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub identity: Identity,
+    pub ip: Option<IpAddr>,
+}
+
+/// The scope this gateway asks for in challenges.
+pub const SCOPE: &str = "mcp";
+
+pub async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let ip = state.proxies.client_ip(peer, request.headers());
+    let ip_key = ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let base = public_base(&state, request.headers(), peer);
+    let Some(authenticator) = &state.auth else {
+        request.extensions_mut().insert(Caller {
+            identity: Identity::anonymous(),
+            ip,
+        });
+        return next.run(request).await;
+    };
+    let now = Instant::now();
+    if let Decision::Deny { retry_after } = state.ip_guard.peek(&ip_key, now) {
+        state.audit.emit(
+            Event::new(EventType::RateLimited)
+                .ip(ip)
+                .request_id(&request_id)
+                .reason("auth_failures_per_ip"),
+        );
+        return too_many(
+            retry_after_secs(retry_after),
+            "too many failed authentications from this address",
+        )
+        .request_id(&request_id)
+        .into_response();
+    }
+    let token = match bearer_token(request.headers(), request.uri().query()) {
+        Ok(token) => token,
+        Err(refusal) => return refuse(&state, refusal, ip, &ip_key, None, &request_id, &base),
+    };
+    let token_hash = token.fingerprint();
+    let identity = match authenticator.authenticate(token).await {
+        Ok((identity, source)) => {
+            if source == Source::Upstream {
+                state.audit.emit(
+                    Event::new(EventType::AuthSuccess)
+                        .ip(ip)
+                        .identity(&identity.subject)
+                        .token_hash(identity.token_hash.as_deref())
+                        .request_id(&request_id),
+                );
+            }
+            identity
+        }
+        Err(refusal) => {
+            return refuse(
+                &state,
+                refusal,
+                ip,
+                &ip_key,
+                Some(&token_hash),
+                &request_id,
+                &base,
+            )
+        }
+    };
+    if let Decision::Deny { retry_after } = state
+        .identity_limit
+        .check(&identity.subject, Instant::now())
+    {
+        state.audit.emit(
+            Event::new(EventType::RateLimited)
+                .ip(ip)
+                .identity(&identity.subject)
+                .request_id(&request_id)
+                .reason("requests_per_identity"),
+        );
+        return too_many(
+            retry_after_secs(retry_after),
+            "too many requests for this identity",
+        )
+        .request_id(&request_id)
+        .into_response();
+    }
+    request.extensions_mut().insert(Caller { identity, ip });
+    next.run(request).await
+}
+
+fn too_many(retry_after: u64, what: &str) -> Reject {
+    Reject::client(
+        StatusCode::TOO_MANY_REQUESTS,
+        jsonrpc::TRANSPORT_ERROR,
+        format!("Too Many Requests: {what}; retry after {retry_after} s"),
+    )
+    .retry_after(retry_after)
+}
+
+/// The bearer token from `Authorization`; a token in the query string is refused outright.
+fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Result<Secret, Refusal> {
+    if let Some(query) = query {
+        if query.split('&').any(|pair| {
+            pair.split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("access_token"))
+        }) {
+            return Err(Refusal::Malformed);
+        }
+    }
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(Refusal::Missing);
+    };
+    let value = value.to_str().map_err(|_| Refusal::Malformed)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(Refusal::Malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer")
+        || token.is_empty()
+        || token.len() > 4096
+        || token.contains(char::is_whitespace)
+    {
+        return Err(Refusal::Malformed);
+    }
+    Ok(Secret::new(token))
+}
+
+fn refuse(
+    state: &AppState,
+    refusal: Refusal,
+    ip: Option<IpAddr>,
+    ip_key: &str,
+    token_hash: Option<&str>,
+    request_id: &str,
+    base: &str,
+) -> Response {
+    let mut event = Event::new(EventType::AuthFailure)
+        .ip(ip)
+        .token_hash(token_hash)
+        .request_id(request_id)
+        .reason(refusal.reason());
+    if let Refusal::NotAllowed { subject } = &refusal {
+        event = event.identity(subject);
+    }
+    state.audit.emit(event);
+    let metadata = format!("{base}/.well-known/oauth-protected-resource/mcp");
+    let reject = match refusal {
+        Refusal::Unavailable { retry_after } => Reject::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            jsonrpc::TRANSPORT_ERROR,
+            Fault::Upstream,
+            format!("Service Unavailable: Coda could not confirm the token; retry after {retry_after} s"),
+        )
+        .retry_after(retry_after),
+        Refusal::NotAllowed { .. } => Reject::client(
+            StatusCode::FORBIDDEN,
+            jsonrpc::TRANSPORT_ERROR,
+            "Forbidden: this Coda account is not allowed to use this gateway; ask the operator to add it to ALLOWED_USERS",
+        )
+        .header(
+            header::WWW_AUTHENTICATE,
+            &format!(r#"Bearer error="insufficient_scope", scope="{SCOPE}", resource_metadata="{metadata}""#),
+        ),
+        Refusal::Missing => {
+            state.ip_guard.record(ip_key, Instant::now());
+            Reject::client(
+                StatusCode::UNAUTHORIZED,
+                jsonrpc::TRANSPORT_ERROR,
+                "Unauthorized: send Authorization: Bearer <your Coda API token>",
+            )
+            .header(header::WWW_AUTHENTICATE, &format!(r#"Bearer resource_metadata="{metadata}", scope="{SCOPE}""#))
+        }
+        Refusal::Malformed | Refusal::InvalidToken => {
+            state.ip_guard.record(ip_key, Instant::now());
+            Reject::client(
+                StatusCode::UNAUTHORIZED,
+                jsonrpc::TRANSPORT_ERROR,
+                "Unauthorized: the token is invalid, expired or not sent in the Authorization header; create a Coda API token at https://coda.io/account",
+            )
+            .header(
+                header::WWW_AUTHENTICATE,
+                &format!(
+                    r#"Bearer resource_metadata="{metadata}", scope="{SCOPE}", error="invalid_token", error_description="The access token is invalid or expired""#
+                ),
+            )
+        }
+    };
+    reject.request_id(request_id).into_response()
+}
+
+/// The externally visible base URL: PUBLIC_URL, else what the request (or a trusted proxy) says.
+pub fn public_base(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    if let Some(public) = state
+        .config
+        .public_url
+        .as_deref()
+        .and_then(crate::config::parse_origin)
+    {
+        return public;
+    }
+    let trusted = state.proxies.peer_trusted(peer);
+    let forwarded = |name: &str| {
+        trusted
+            .then(|| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.split(',').next().unwrap_or("").trim().to_string())
+            })
+            .flatten()
+    };
+    let scheme = match forwarded("x-forwarded-proto").as_deref() {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or_else(|| "localhost".into());
+    format!("{scheme}://{}", host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_strictly() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer_token(&headers, None).unwrap_err(), Refusal::Missing);
+        headers.insert(header::AUTHORIZATION, "Bearer abc-123".parse().unwrap());
+        assert_eq!(bearer_token(&headers, None).unwrap().expose(), "abc-123");
+        assert_eq!(
+            bearer_token(&headers, Some("access_token=abc")).unwrap_err(),
+            Refusal::Malformed
+        );
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(
+            bearer_token(&headers, None).unwrap_err(),
+            Refusal::Malformed
+        );
+        headers.insert(header::AUTHORIZATION, "Bearer".parse().unwrap());
+        assert_eq!(
+            bearer_token(&headers, None).unwrap_err(),
+            Refusal::Malformed
+        );
+    }
+}

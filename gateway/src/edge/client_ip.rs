@@ -1,0 +1,157 @@
+//! The client's address: the socket peer, or what a trusted proxy says in X-Forwarded-For.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::HeaderMap;
+
+/// An IP network (`10.0.0.0/8`) or a single address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Option<Cidr> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (
+                addr.parse::<IpAddr>().ok()?,
+                Some(prefix.parse::<u8>().ok()?),
+            ),
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr {
+            network: addr,
+            prefix,
+        })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses count as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        ip => ip,
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+impl TrustedProxies {
+    pub fn parse(list: &[String]) -> TrustedProxies {
+        TrustedProxies(
+            list.iter()
+                .filter(|s| !s.trim().is_empty())
+                .filter_map(|s| Cidr::parse(s))
+                .collect(),
+        )
+    }
+
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|cidr| cidr.contains(ip))
+    }
+
+    /// The client address: walking X-Forwarded-For from the right, the first hop we do not
+    /// trust; only when the socket peer itself is a trusted proxy.
+    pub fn client_ip(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = canonical(peer?.ip());
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let mut hops: Vec<IpAddr> = Vec::new();
+        for value in headers.get_all("x-forwarded-for").iter() {
+            let Ok(value) = value.to_str() else {
+                return Some(peer);
+            };
+            for hop in value.split(',') {
+                match hop.trim().parse::<IpAddr>() {
+                    Ok(ip) => hops.push(canonical(ip)),
+                    // A garbled chain cannot be believed past this point.
+                    Err(_) => return Some(peer),
+                }
+            }
+        }
+        Some(
+            hops.into_iter()
+                .rev()
+                .find(|ip| !self.trusts(*ip))
+                .unwrap_or(peer),
+        )
+    }
+
+    /// Whether forwarded scheme/host headers may be believed for this peer.
+    pub fn peer_trusted(&self, peer: Option<SocketAddr>) -> bool {
+        peer.is_some_and(|p| self.trusts(canonical(p.ip())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", xff.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn cidrs_match() {
+        let net = Cidr::parse("172.16.0.0/12").unwrap();
+        assert!(net.contains("172.20.1.1".parse().unwrap()));
+        assert!(!net.contains("172.32.0.1".parse().unwrap()));
+        assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/40").is_none());
+        assert!(Cidr::parse("nonsense").is_none());
+    }
+
+    #[test]
+    fn forwarded_for_believed_only_from_trusted_peers() {
+        let proxies = TrustedProxies::parse(&["127.0.0.1".into()]);
+        let via_proxy: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let direct: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        assert_eq!(
+            proxies.client_ip(Some(via_proxy), &headers("198.51.100.7")),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        assert_eq!(
+            proxies.client_ip(Some(direct), &headers("198.51.100.7")),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        // A client cannot spoof its way in by prepending addresses: the rightmost untrusted hop wins.
+        assert_eq!(
+            proxies.client_ip(Some(via_proxy), &headers("1.2.3.4, 198.51.100.7")),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        assert_eq!(
+            proxies.client_ip(Some(via_proxy), &headers("garbage")),
+            Some("127.0.0.1".parse().unwrap())
+        );
+    }
+}

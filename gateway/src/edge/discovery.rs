@@ -1,0 +1,110 @@
+//! OAuth discovery without auth: RFC 9728 protected resource metadata (at both well-known paths)
+//! and RFC 8414 authorization server metadata. Only endpoints this deployment serves are named.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::auth::{public_base, SCOPE};
+use super::reply::Reject;
+use super::{AppState, RequestId};
+use crate::audit::{Event, EventType};
+use crate::jsonrpc;
+use crate::ratelimit::{retry_after_secs, Decision};
+
+pub async fn protected_resource(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Json<Value> {
+    let base = base_of(&state, &request);
+    Json(json!({
+        "resource": format!("{base}/mcp"),
+        "authorization_servers": [base],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": [SCOPE],
+        "resource_name": state.config.service_name,
+    }))
+}
+
+pub async fn authorization_server(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Json<Value> {
+    let base = base_of(&state, &request);
+    // Coda API tokens are pasted, not granted: until the OAuth endpoints exist there is no
+    // grant to advertise, and naming endpoints we do not serve would send clients astray.
+    Json(json!({
+        "issuer": base,
+        "response_types_supported": [],
+        "grant_types_supported": [],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": [SCOPE],
+    }))
+}
+
+fn base_of(state: &AppState, request: &Request) -> String {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    public_base(state, request.headers(), peer)
+}
+
+/// Discovery endpoints are auth-related: each request counts against the per-IP guard.
+/// Browsers may read them from any origin.
+pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let ip = state.proxies.client_ip(peer, request.headers());
+    let key = ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let mut response = match state.ip_guard.check(&key, Instant::now()) {
+        Decision::Allow => next.run(request).await,
+        Decision::Deny { retry_after } => {
+            let retry_after = retry_after_secs(retry_after);
+            state.audit.emit(
+                Event::new(EventType::RateLimited)
+                    .ip(ip)
+                    .request_id(&request_id)
+                    .reason("discovery_per_ip"),
+            );
+            Reject::client(
+                StatusCode::TOO_MANY_REQUESTS,
+                jsonrpc::TRANSPORT_ERROR,
+                format!("Too Many Requests: discovery is limited per address; retry after {retry_after} s"),
+            )
+            .retry_after(retry_after)
+            .request_id(&request_id)
+            .into_response()
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("retry-after, x-request-id"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
