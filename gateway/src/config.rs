@@ -121,7 +121,7 @@ pub struct Config {
     #[arg(long, env = "CHILD_KILL_GRACE_MS", default_value_t = 2000)]
     pub child_kill_grace_ms: u64,
 
-    /// Time the shared child gets to answer `initialize` at startup (seconds).
+    /// Time a new child gets to answer `initialize` (seconds); the shared child is checked at startup.
     #[arg(long, env = "CHILD_START_TIMEOUT_SECS", default_value_t = 30)]
     pub child_start_timeout_secs: u64,
 

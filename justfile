@@ -1,0 +1,26 @@
+# Recipes mirror the README. `just --list` shows them.
+
+# The README's first command: the gateway on 127.0.0.1:8080 with the mock of Coda and fake-mcp-server.
+demo:
+    cargo run -p fixtures --bin coda-mcp-demo
+
+# The README's second command: every test of the workspace.
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Real clients (Python SDK, TypeScript SDK, MCP Inspector CLI) through the gateway.
+interop:
+    bash interop/run.sh
+
+# The official MCP conformance suite against the gateway in front of fake-mcp-server.
+conformance:
+    bash conformance/run.sh
+
+# Everything CI runs.
+ci:
+    bash .ci/run
