@@ -175,8 +175,21 @@ fn refuse(
         event = event.identity(subject);
     }
     state.audit.emit(event);
+    if matches!(
+        refusal,
+        Refusal::Missing | Refusal::Malformed | Refusal::InvalidToken
+    ) {
+        state.ip_guard.record(ip_key, Instant::now());
+    }
+    refusal_reject(refusal, base)
+        .request_id(request_id)
+        .into_response()
+}
+
+/// The answer to a refusal: status, challenge and a fixed message (nothing from upstream).
+pub fn refusal_reject(refusal: Refusal, base: &str) -> Reject {
     let metadata = format!("{base}/.well-known/oauth-protected-resource/mcp");
-    let reject = match refusal {
+    match refusal {
         Refusal::Unavailable { retry_after } => Reject::new(
             StatusCode::SERVICE_UNAVAILABLE,
             jsonrpc::TRANSPORT_ERROR,
@@ -194,7 +207,6 @@ fn refuse(
             &format!(r#"Bearer error="insufficient_scope", scope="{SCOPE}", resource_metadata="{metadata}""#),
         ),
         Refusal::Missing => {
-            state.ip_guard.record(ip_key, Instant::now());
             Reject::client(
                 StatusCode::UNAUTHORIZED,
                 jsonrpc::TRANSPORT_ERROR,
@@ -203,7 +215,6 @@ fn refuse(
             .header(header::WWW_AUTHENTICATE, &format!(r#"Bearer resource_metadata="{metadata}", scope="{SCOPE}""#))
         }
         Refusal::Malformed | Refusal::InvalidToken => {
-            state.ip_guard.record(ip_key, Instant::now());
             Reject::client(
                 StatusCode::UNAUTHORIZED,
                 jsonrpc::TRANSPORT_ERROR,
@@ -216,8 +227,7 @@ fn refuse(
                 ),
             )
         }
-    };
-    reject.request_id(request_id).into_response()
+    }
 }
 
 /// The externally visible base URL: PUBLIC_URL, else what the request (or a trusted proxy) says.

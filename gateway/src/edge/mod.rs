@@ -10,6 +10,8 @@ mod health;
 pub mod origin;
 mod post;
 pub mod reply;
+#[cfg(test)]
+mod sanitize_tests;
 pub mod sse;
 
 use std::sync::Arc;

@@ -315,7 +315,7 @@ struct InitAnswer {
     sse: bool,
 }
 
-fn spawn_reject(failure: crate::core::spawner::SpawnFailure) -> Reject {
+pub(crate) fn spawn_reject(failure: crate::core::spawner::SpawnFailure) -> Reject {
     use crate::core::spawner::SpawnFailure;
     tracing::error!(error = %failure, "could not provide an MCP server for a new session");
     match failure {

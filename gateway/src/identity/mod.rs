@@ -104,14 +104,11 @@ impl Authenticator {
         let (outcome, source) = self
             .cache
             .check(&token, || async {
-                match self.client.whoami(&token).await {
-                    Ok(user) => Outcome::Valid(Arc::new(user)),
-                    Err(WhoamiError::Rejected { .. }) => Outcome::Invalid,
-                    Err(WhoamiError::Unavailable { detail, retry_after }) => {
-                        tracing::warn!(token = %token.fingerprint(), %detail, "Coda whoami unavailable");
-                        Outcome::Unavailable { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER).clamp(1, 300) }
-                    }
+                let answer = self.client.whoami(&token).await;
+                if let Err(WhoamiError::Unavailable { detail, .. }) = &answer {
+                    tracing::warn!(token = %token.fingerprint(), %detail, "Coda whoami unavailable");
                 }
+                outcome_of(answer)
             })
             .await;
         let user = match outcome {
@@ -145,6 +142,17 @@ impl Authenticator {
             WhoamiError::Rejected { status } => format!("Coda refused CODA_API_TOKEN (HTTP {status}); create a new token at https://coda.io/account"),
             WhoamiError::Unavailable { detail, .. } => format!("could not reach Coda to check CODA_API_TOKEN ({detail}); check CODA_API_BASE_URL and the network"),
         })
+    }
+}
+
+/// What a whoami answer means for the cache: details stay behind, only the verdict goes on.
+pub fn outcome_of(answer: Result<coda::CodaUser, WhoamiError>) -> Outcome {
+    match answer {
+        Ok(user) => Outcome::Valid(Arc::new(user)),
+        Err(WhoamiError::Rejected { .. }) => Outcome::Invalid,
+        Err(WhoamiError::Unavailable { retry_after, .. }) => Outcome::Unavailable {
+            retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER).clamp(1, 300),
+        },
     }
 }
 
