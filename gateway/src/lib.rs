@@ -48,6 +48,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(config, listener, shutdown, || {}).await
+}
+
+/// [`serve`], calling `on_ready` once the startup checks passed (the operator token is valid,
+/// the shared child answers) and requests are being served.
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(),
+) -> anyhow::Result<()> {
     config.validate()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let audit = Audit::start(Sink::parse(&config.audit_log), &config.service_name)
@@ -133,6 +144,9 @@ pub async fn serve(
         let _ = stopped.wait_for(|s| *s).await;
     })
     .into_future();
+    // Ready before the server task runs: connections wait in the backlog, and nothing can be
+    // audited on stdout ahead of the ready line.
+    on_ready();
     let mut server = tokio::spawn(server);
     tokio::select! {
         result = &mut server => {

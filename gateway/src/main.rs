@@ -39,10 +39,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    // The first stdout line names the endpoint, so scripts and tests can start us on port 0.
-    println!("coda-mcp-gateway listening on http://{local}/mcp");
-    tracing::info!(%local, scope = ?config.child_scope, "listening");
-    gateway::serve(config, listener, shutdown_signal()).await
+    let scope = config.child_scope;
+    gateway::serve_with(config, listener, shutdown_signal(), move || {
+        // The first stdout line names the endpoint once it is ready, so scripts and tests can
+        // start us on port 0 and wait for this line instead of sleeping.
+        println!("coda-mcp-gateway listening on http://{local}/mcp");
+        tracing::info!(%local, ?scope, "listening");
+    })
+    .await
 }
 
 async fn shutdown_signal() {
