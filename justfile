@@ -13,7 +13,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Real clients (Python SDK, TypeScript SDK, MCP Inspector CLI) through the gateway.
+# Real clients (Python SDK 1.x and 2.x, TypeScript SDK, MCP Inspector CLI) through the gateway, with bearer auth checked by mock-coda.
 interop:
     bash interop/run.sh
 
