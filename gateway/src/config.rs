@@ -81,6 +81,11 @@ pub struct Config {
     #[arg(long, env = "MAX_SESSIONS", default_value_t = 1000)]
     pub max_sessions: usize,
 
+    /// Most sessions of one identity (with auth on); a new one ends that identity's least recently
+    /// active idle session, or gets 503 when all are busy. Clients that never DELETE stay bounded.
+    #[arg(long, env = "MAX_SESSIONS_PER_IDENTITY", default_value_t = 32)]
+    pub max_sessions_per_identity: usize,
+
     /// Most child processes at once (session scope: one per session).
     #[arg(long, env = "MAX_CHILDREN", default_value_t = 256)]
     pub max_children: usize,
@@ -225,6 +230,10 @@ impl Config {
             ("SESSION_MAX_LIFETIME_SECS", self.session_max_lifetime_secs),
             ("MAX_SESSIONS", self.max_sessions as u64),
             ("MAX_CHILDREN", self.max_children as u64),
+            (
+                "MAX_SESSIONS_PER_IDENTITY",
+                self.max_sessions_per_identity as u64,
+            ),
             (
                 "MAX_INFLIGHT_PER_SESSION",
                 self.max_inflight_per_session as u64,

@@ -15,6 +15,7 @@ pub mod core;
 pub mod edge;
 pub mod identity;
 pub mod jsonrpc;
+pub mod metrics;
 pub mod protocol;
 pub mod ratelimit;
 pub mod timefmt;
@@ -175,7 +176,9 @@ fn session_end_hook(audit: Audit) -> crate::core::session::EndHook {
     Arc::new(move |session, reason| {
         let kind = match reason {
             EndReason::Deleted => EventType::SessionDeleted,
-            EndReason::IdleExpired | EndReason::LifetimeExpired => EventType::SessionExpired,
+            EndReason::IdleExpired | EndReason::LifetimeExpired | EndReason::Evicted => {
+                EventType::SessionExpired
+            }
             EndReason::ChildExited | EndReason::Shutdown => return,
         };
         audit.emit(

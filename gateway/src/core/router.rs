@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::channel::Channel;
 use super::stream::EventStream;
 use crate::jsonrpc::{self, Kind};
+use crate::metrics::{self, METRICS};
 use crate::upstream::{Child, ChildGone, ExitReport};
 
 /// Called once when the child is gone, after every waiter got its error.
@@ -31,6 +32,9 @@ pub enum Sharing {
 }
 
 struct PendingCall {
+    /// The method as a metrics label, and when the call left for the child.
+    method: &'static str,
+    started: tokio::time::Instant,
     channel: Arc<Channel>,
     client_id: Value,
     stream: Arc<EventStream>,
@@ -122,6 +126,8 @@ impl Router {
     ) -> Result<u64, RouteError> {
         let upstream_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let client_progress = jsonrpc::progress_token(&message).cloned();
+        let method =
+            metrics::method_label(message.get("method").and_then(Value::as_str).unwrap_or(""));
         let upstream_progress = match (&client_progress, self.sharing) {
             (Some(_), Sharing::Shared) => {
                 let token = json!(format!("gw-p{upstream_id}"));
@@ -145,6 +151,8 @@ impl Router {
             state.pending.insert(
                 upstream_id,
                 PendingCall {
+                    method,
+                    started: tokio::time::Instant::now(),
                     channel: channel.clone(),
                     client_id,
                     stream: stream.clone(),
@@ -189,6 +197,7 @@ impl Router {
                 let Some((upstream_id, pending)) = found else {
                     return Ok(());
                 };
+                record(&pending, "cancelled");
                 pending.stream.finish();
                 if let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) {
                     params.insert("requestId".into(), json!(upstream_id));
@@ -241,6 +250,7 @@ impl Router {
         let Some(pending) = self.lock().pending.remove(&upstream_id) else {
             return;
         };
+        record(&pending, "timeout");
         let body = jsonrpc::error_body(Some(&pending.client_id), code, message, None);
         pending.stream.push(jsonrpc::to_bytes(&body), true);
         let cancel = json!({
@@ -304,6 +314,14 @@ impl Router {
             tracing::debug!(pid = self.child.pid(), %id, "response for no waiting call (cancelled or timed out); dropped");
             return;
         };
+        record(
+            &pending,
+            if message.contains_key("error") {
+                "error"
+            } else {
+                "result"
+            },
+        );
         message.insert("id".into(), pending.client_id);
         pending.stream.push(jsonrpc::map_to_bytes(&message), true);
     }
@@ -457,6 +475,7 @@ impl Router {
             state.pending.drain().map(|(_, p)| p).collect()
         };
         for call in pending {
+            record(&call, "child_exit");
             let body = jsonrpc::error_body(
                 Some(&call.client_id),
                 jsonrpc::INTERNAL_ERROR,
@@ -469,6 +488,13 @@ impl Router {
             home.close();
         }
     }
+}
+
+fn record(call: &PendingCall, outcome: &str) {
+    METRICS
+        .rpc_calls
+        .inc(&[("method", call.method), ("outcome", outcome)]);
+    METRICS.rpc_duration.observe(call.started.elapsed());
 }
 
 async fn read_loop(router: Arc<Router>, mut lines: mpsc::Receiver<Bytes>, on_exit: ExitHook) {

@@ -21,6 +21,8 @@ pub enum EndReason {
     LifetimeExpired,
     ChildExited,
     Shutdown,
+    /// Made room for a newer session of the same identity (MAX_SESSIONS_PER_IDENTITY).
+    Evicted,
 }
 
 impl EndReason {
@@ -31,6 +33,7 @@ impl EndReason {
             EndReason::LifetimeExpired => "max_lifetime",
             EndReason::ChildExited => "child_exited",
             EndReason::Shutdown => "shutdown",
+            EndReason::Evicted => "per_identity_cap",
         }
     }
 }
@@ -220,6 +223,34 @@ impl SessionStore {
             return None;
         }
         Some(Reservation(self))
+    }
+
+    /// Makes room for one more session of `subject` under `cap` by ending its least recently
+    /// active idle session; false when all of its sessions are busy.
+    pub async fn make_room(&self, subject: &str, cap: usize) -> bool {
+        let (count, victim) = {
+            let sessions = self.read();
+            let mine: Vec<&Arc<Session>> = sessions
+                .values()
+                .filter(|s| s.identity.subject == subject)
+                .collect();
+            let victim = mine
+                .iter()
+                .filter(|s| !s.is_busy())
+                .min_by_key(|s| s.last_active())
+                .map(|s| s.id.clone());
+            (mine.len(), victim)
+        };
+        if count < cap {
+            return true;
+        }
+        match victim {
+            Some(id) => {
+                self.end(&id, EndReason::Evicted).await;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Adds a session created under a reservation.

@@ -12,6 +12,7 @@ use super::channel::Channel;
 use super::router::{ExitHook, Router, Sharing};
 use crate::config::{split_command, Config};
 use crate::identity::Secret;
+use crate::metrics::METRICS;
 use crate::upstream::{self, ChildSpec};
 
 #[derive(Debug, thiserror::Error)]
@@ -117,8 +118,17 @@ impl Spawner {
             }
         };
         let children = self.children.clone();
+        METRICS.children_spawned.fetch_add(1, Ordering::Relaxed);
         let hook: ExitHook = Box::new(move |report| {
             children.fetch_sub(1, Ordering::AcqRel);
+            let reason = if report.reason.contains("too long") {
+                "line_too_long"
+            } else if report.code.is_some() {
+                "exit_status"
+            } else {
+                "signal"
+            };
+            METRICS.children_exited.inc(&[("reason", reason)]);
             on_exit(report);
         });
         Ok(Router::start(child, lines, sharing, home, hook))
@@ -163,7 +173,9 @@ impl Spawner {
     ) -> Result<Value, SpawnFailure> {
         let params = json!({
             "protocolVersion": crate::protocol::SUPPORTED[0],
-            "capabilities": {},
+            // Declared so the child may ask; the router delivers a request only when one session
+            // has calls in flight, and refuses it otherwise.
+            "capabilities": { "sampling": {}, "elicitation": {}, "roots": {} },
             "clientInfo": { "name": "coda-mcp-gateway", "version": env!("CARGO_PKG_VERSION") },
         });
         let result = request(router, channel, "initialize", params, self.start_timeout).await?;

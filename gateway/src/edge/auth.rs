@@ -16,6 +16,7 @@ use crate::audit::{Event, EventType};
 use crate::identity::cache::Source;
 use crate::identity::{Identity, Refusal, Secret};
 use crate::jsonrpc;
+use crate::metrics::METRICS;
 use crate::ratelimit::{retry_after_secs, Decision};
 
 /// Who is calling and from where; inserted by [`authenticate`] for the handlers.
@@ -56,6 +57,7 @@ pub async fn authenticate(
     };
     let now = Instant::now();
     if let Decision::Deny { retry_after } = state.ip_guard.peek(&ip_key, now) {
+        METRICS.rate_limited.inc(&[("limiter", "ip")]);
         state.audit.emit(
             Event::new(EventType::RateLimited)
                 .ip(ip)
@@ -76,6 +78,13 @@ pub async fn authenticate(
     let token_hash = token.fingerprint();
     let identity = match authenticator.authenticate(token).await {
         Ok((identity, source)) => {
+            METRICS.auth_outcomes.inc(&[("outcome", "success")]);
+            let cache = if source == Source::Cache {
+                "hit"
+            } else {
+                "miss"
+            };
+            METRICS.whoami_cache.inc(&[("result", cache)]);
             if source == Source::Upstream {
                 state.audit.emit(
                     Event::new(EventType::AuthSuccess)
@@ -103,6 +112,7 @@ pub async fn authenticate(
         .identity_limit
         .check(&identity.subject, Instant::now())
     {
+        METRICS.rate_limited.inc(&[("limiter", "identity")]);
         state.audit.emit(
             Event::new(EventType::RateLimited)
                 .ip(ip)
@@ -175,6 +185,7 @@ fn refuse(
         event = event.identity(subject);
     }
     state.audit.emit(event);
+    METRICS.auth_outcomes.inc(&[("outcome", refusal.reason())]);
     if matches!(
         refusal,
         Refusal::Missing | Refusal::Malformed | Refusal::InvalidToken

@@ -77,6 +77,9 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
         Decision::Allow => next.run(request).await,
         Decision::Deny { retry_after } => {
             let retry_after = retry_after_secs(retry_after);
+            crate::metrics::METRICS
+                .rate_limited
+                .inc(&[("limiter", "discovery")]);
             state.audit.emit(
                 Event::new(EventType::RateLimited)
                     .ip(ip)

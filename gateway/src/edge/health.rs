@@ -1,12 +1,20 @@
-//! `GET /health`: liveness, with the seed's body.
+//! `GET /health` (liveness, the seed's body), `GET /ready` (readiness, with the reason when not)
+//! and `GET /metrics` (Prometheus text). None needs auth.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::AppState;
+use crate::metrics::{Gauges, METRICS};
+
+/// How old Coda's last answer may be before readiness asks again.
+const CODA_FRESHNESS: Duration = Duration::from_secs(30);
 
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
@@ -15,4 +23,59 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
         "version": state.config.service_version,
         "timestamp": crate::timefmt::now_rfc3339(),
     }))
+}
+
+/// 200 only when serving, not draining, under capacity and (with auth on) Coda answered recently.
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let reason = not_ready_reason(&state).await;
+    let body = json!({
+        "status": if reason.is_none() { "ready" } else { "not_ready" },
+        "reason": reason,
+        "sessions": state.store.len(),
+        "children": state.spawner.children(),
+        "timestamp": crate::timefmt::now_rfc3339(),
+    });
+    match reason {
+        None => (StatusCode::OK, Json(body)).into_response(),
+        Some(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            Json(body),
+        )
+            .into_response(),
+    }
+}
+
+async fn not_ready_reason(state: &AppState) -> Option<&'static str> {
+    if *state.stopping.borrow() {
+        return Some("draining");
+    }
+    if state.store.len() >= state.config.max_sessions {
+        return Some("sessions_at_capacity");
+    }
+    if state.spawner.children() >= state.config.max_children {
+        return Some("children_at_capacity");
+    }
+    if let (Some(auth), Some(token)) = (&state.auth, &state.operator_credential) {
+        if !auth.coda_reachable(token, CODA_FRESHNESS).await {
+            return Some("coda_unreachable");
+        }
+    }
+    None
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let gauges = Gauges {
+        sessions_active: state.store.len(),
+        children_active: state.spawner.children(),
+        draining: *state.stopping.borrow(),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        METRICS.render(&gauges),
+    )
+        .into_response()
 }

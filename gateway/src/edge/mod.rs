@@ -29,6 +29,7 @@ use crate::config::{ChildScope, Config};
 use crate::core::session::SessionStore;
 use crate::core::spawner::Spawner;
 use crate::identity::{Authenticator, Secret};
+use crate::metrics::METRICS;
 use crate::ratelimit::RateLimiter;
 use client_ip::TrustedProxies;
 use origin::OriginPolicy;
@@ -101,6 +102,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(mcp)
         .merge(discovery)
         .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -181,12 +184,45 @@ async fn check_origin(
 }
 
 /// Gives every request an id (in a span, in the response header, in error bodies).
+/// A route as a metrics label (paths clients invent must not become labels).
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/mcp" => "mcp",
+        "/health" => "health",
+        "/ready" => "ready",
+        "/metrics" => "metrics",
+        p if p.starts_with("/.well-known/") => "discovery",
+        _ => "other",
+    }
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        _ => "other",
+    }
+}
+
 async fn request_id(mut request: Request, next: Next) -> Response {
     let id = crate::edge::headers::new_request_id();
     request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();
+    let route = route_label(request.uri().path());
+    let started = tokio::time::Instant::now();
     let span = tracing::info_span!("request", request_id = %id, method = %method, path = %request.uri().path());
     let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    METRICS.http_duration.observe(started.elapsed());
+    METRICS.http_requests.inc(&[
+        ("method", method_name(&method)),
+        ("route", route),
+        ("status", response.status().as_str()),
+    ]);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

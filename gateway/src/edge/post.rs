@@ -201,6 +201,21 @@ async fn initialize(
         .store
         .reserve()
         .ok_or_else(|| Reject::at_capacity("too many sessions (MAX_SESSIONS)"))?;
+    if *state.stopping.borrow() {
+        return Err(Reject::at_capacity(
+            "the gateway is shutting down; connect again in a moment",
+        ));
+    }
+    if identity.token_hash.is_some()
+        && !state
+            .store
+            .make_room(&identity.subject, state.config.max_sessions_per_identity)
+            .await
+    {
+        return Err(Reject::at_capacity(
+            "this identity has MAX_SESSIONS_PER_IDENTITY busy sessions; end one with DELETE",
+        ));
+    }
     let session_id = SessionStore::new_session_id();
     let channel = state.spawner.new_channel(state.store.next_key());
     let (session, answer) = match state.scope() {
@@ -260,6 +275,13 @@ async fn initialize(
             };
             let mut result = shared.init_result.clone();
             result["protocolVersion"] = json!(version);
+            // Subscriptions cannot be kept apart per session on a shared child: do not offer them.
+            if let Some(resources) = result
+                .pointer_mut("/capabilities/resources")
+                .and_then(Value::as_object_mut)
+            {
+                resources.remove("subscribe");
+            }
             let session = Arc::new(Session::new(
                 session_id.clone(),
                 identity.clone(),

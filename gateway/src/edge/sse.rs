@@ -14,6 +14,7 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use crate::core::channel::Channel;
 use crate::core::stream::EventStream;
+use crate::metrics::METRICS;
 
 /// How one SSE response behaves.
 pub struct SseSpec {
@@ -34,8 +35,16 @@ pub struct SseSpec {
 /// Releases the stream's single-consumer claim when the connection goes away.
 struct Attachment(Arc<EventStream>);
 
+impl Attachment {
+    fn new(stream: Arc<EventStream>) -> Attachment {
+        METRICS.sse_streams_open.fetch_add(1, Ordering::Relaxed);
+        Attachment(stream)
+    }
+}
+
 impl Drop for Attachment {
     fn drop(&mut self) {
+        METRICS.sse_streams_open.fetch_sub(1, Ordering::Relaxed);
         self.0.detach();
     }
 }
@@ -61,7 +70,7 @@ pub fn response(spec: SseSpec) -> Response {
         last: spec.after,
         priming_due: spec.priming,
         ended: false,
-        _attachment: Attachment(spec.stream.clone()),
+        _attachment: Attachment::new(spec.stream.clone()),
         spec,
     };
     let body = futures_util::stream::unfold(state, |mut state| async move {

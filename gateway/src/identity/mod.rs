@@ -71,6 +71,9 @@ impl Refusal {
 
 /// Checks bearer tokens against Coda through the cache and applies the allow-list.
 pub struct Authenticator {
+    /// When Coda last gave a definitive answer (accepted or refused a token): readiness.
+    last_answer: std::sync::Mutex<Option<tokio::time::Instant>>,
+    probe: tokio::sync::Mutex<()>,
     client: CodaClient,
     cache: TokenCache,
     /// Lower-cased loginIds; None admits every valid Coda user.
@@ -89,6 +92,8 @@ impl Authenticator {
                 .collect()
         });
         Authenticator {
+            last_answer: std::sync::Mutex::new(None),
+            probe: tokio::sync::Mutex::new(()),
             client,
             cache: TokenCache::new(limits),
             allowed,
@@ -105,6 +110,7 @@ impl Authenticator {
             .cache
             .check(&token, || async {
                 let answer = self.client.whoami(&token).await;
+                self.note_answer(&answer);
                 if let Err(WhoamiError::Unavailable { detail, .. }) = &answer {
                     tracing::warn!(token = %token.fingerprint(), %detail, "Coda whoami unavailable");
                 }
@@ -133,12 +139,42 @@ impl Authenticator {
         Ok((identity, source))
     }
 
+    fn note_answer(&self, answer: &Result<coda::CodaUser, WhoamiError>) {
+        if !matches!(answer, Err(WhoamiError::Unavailable { .. })) {
+            *self.last_answer.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(tokio::time::Instant::now());
+        }
+    }
+
+    /// Whether Coda answered within `recent`; if not, asks it now about `token` (one probe at a
+    /// time) and says whether it answered.
+    pub async fn coda_reachable(&self, token: &Secret, recent: std::time::Duration) -> bool {
+        let fresh = |this: &Self| {
+            this.last_answer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|at| at.elapsed() < recent)
+        };
+        if fresh(self) {
+            return true;
+        }
+        let _probe = self.probe.lock().await;
+        if fresh(self) {
+            return true;
+        }
+        let answer = self.client.whoami(token).await;
+        self.note_answer(&answer);
+        fresh(self)
+    }
+
     /// The seed's startup check of the operator's token: long enough, and Coda knows it.
     pub async fn check_operator_token(&self, token: &Secret) -> Result<coda::CodaUser, String> {
         if token.expose().len() < 10 {
             return Err("CODA_API_TOKEN is shorter than 10 characters; copy the whole token from https://coda.io/account".into());
         }
-        self.client.whoami(token).await.map_err(|e| match e {
+        let answer = self.client.whoami(token).await;
+        self.note_answer(&answer);
+        answer.map_err(|e| match e {
             WhoamiError::Rejected { status } => format!("Coda refused CODA_API_TOKEN (HTTP {status}); create a new token at https://coda.io/account"),
             WhoamiError::Unavailable { detail, .. } => format!("could not reach Coda to check CODA_API_TOKEN ({detail}); check CODA_API_BASE_URL and the network"),
         })
