@@ -99,7 +99,7 @@ async fn open_stream(
     Ok(sse::response(SseSpec {
         stream,
         after,
-        priming: false,
+        priming: crate::protocol::wants_priming(session.version()),
         keepalive: state.config.keepalive(),
         stop: standalone.then(|| state.stopping.clone()),
         delivered_to: standalone.then(|| session.channel.clone()),

@@ -387,6 +387,13 @@ async fn forward_initialize(
             "Gateway Timeout: the MCP server did not answer initialize in time",
         ));
     }
+    if session.router.is_closed() {
+        // The child died before or while answering: it could not be started, whatever it said.
+        tracing::error!(session = %short(&session.id), "the MCP server exited during initialize");
+        return Err(spawn_reject(crate::core::spawner::SpawnFailure::Start(
+            "exited during initialize".into(),
+        )));
+    }
     let events = stream.after(0).events;
     let Some(last) = events.iter().find(|e| e.is_final) else {
         return Err(child_gone());

@@ -97,7 +97,13 @@ async fn next_chunk(state: &mut State) -> Option<Bytes> {
     if state.priming_due {
         state.priming_due = false;
         let mut out = BytesMut::new();
-        put_line(&mut out, "id: ", state.spec.stream.event_id(0).as_bytes());
+        // The priming id names the position the stream starts from, so resuming with it
+        // replays exactly what follows.
+        put_line(
+            &mut out,
+            "id: ",
+            state.spec.stream.event_id(state.last).as_bytes(),
+        );
         out.put_slice(b"data: \n\n");
         return Some(out.freeze());
     }
