@@ -1,0 +1,33 @@
+//! The shipped scenario library must always load.
+
+use std::path::PathBuf;
+
+#[test]
+fn every_shipped_scenario_loads() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let scenarios = harness::load_dir(&root).unwrap_or_else(|e| panic!("{e}"));
+    assert!(scenarios.len() >= 10, "only {} scenarios", scenarios.len());
+    for scenario in &scenarios {
+        let versions = ["2025-03-26", "2025-06-18", "2025-11-25"];
+        assert!(
+            scenario.tags.iter().any(|t| versions.contains(&t.as_str())),
+            "{} has no version tag",
+            scenario.id
+        );
+        assert!(
+            scenario
+                .tags
+                .iter()
+                .any(|t| ["MUST", "SHOULD", "MAY"].contains(&t.as_str())),
+            "{} has no level tag",
+            scenario.id
+        );
+        assert!(
+            !scenario.spec.is_empty(),
+            "{} has no spec reference",
+            scenario.id
+        );
+    }
+    let files = harness::scenario::scenario_files(&root).unwrap();
+    assert_eq!(files.len(), scenarios.len());
+}
