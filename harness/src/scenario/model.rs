@@ -149,6 +149,9 @@ pub struct Step {
 }
 
 /// What a step does.
+// Variant sizes depend on serde_json's `preserve_order` feature, which other workspace
+// members turn on; scenario models are built once per file, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
@@ -289,6 +292,9 @@ pub enum StreamEnd {
 }
 
 /// An item of an ordered SSE expectation.
+// Variant sizes depend on serde_json's `preserve_order` feature, which other workspace
+// members turn on; scenario models are built once per file, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SsePattern {
@@ -327,6 +333,9 @@ pub struct Capture {
 }
 
 /// Capture sources.
+// Variant sizes depend on serde_json's `preserve_order` feature, which other workspace
+// members turn on; scenario models are built once per file, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CaptureSource {
