@@ -51,19 +51,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return std::future::pending().await,
+    // Both listeners exist from the start, so a second signal arriving right after the first is
+    // never lost between the two waits.
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = int.recv() => {}
     }
     // A second signal means "now": exit without draining.
     tokio::spawn(async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
+            _ = int.recv() => {}
         }
         eprintln!("coda-mcp-gateway: second signal, exiting at once");
         std::process::exit(130);
