@@ -85,12 +85,13 @@ const DEFAULT_RETRY_AFTER: u64 = 5;
 
 impl Authenticator {
     pub fn new(client: CodaClient, limits: CacheLimits, allowed: &[String]) -> Authenticator {
-        let allowed = (!allowed.is_empty()).then(|| {
-            allowed
-                .iter()
-                .map(|a| a.trim().to_ascii_lowercase())
-                .collect()
-        });
+        // `ALLOWED_USERS=` (set but empty) arrives as one blank entry: it means "anyone".
+        let allowed: HashSet<String> = allowed
+            .iter()
+            .map(|a| a.trim().to_ascii_lowercase())
+            .filter(|a| !a.is_empty())
+            .collect();
+        let allowed = (!allowed.is_empty()).then_some(allowed);
         Authenticator {
             last_answer: std::sync::Mutex::new(None),
             probe: tokio::sync::Mutex::new(()),
