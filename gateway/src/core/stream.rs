@@ -35,6 +35,7 @@ pub struct EventStream {
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
     attached: AtomicBool,
+    primings: std::sync::atomic::AtomicU64,
 }
 
 struct Inner {
@@ -59,6 +60,7 @@ impl EventStream {
             }),
             changed: watch::channel(0).0,
             attached: AtomicBool::new(false),
+            primings: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -157,11 +159,24 @@ impl EventStream {
     pub fn event_id(&self, seq: u64) -> String {
         format!("{}-{}", self.id, seq)
     }
+
+    /// The id of a priming event at position `seq`: the first one of a stream is `S-0`; later
+    /// ones (resumes, new GET streams) get a `.N` suffix so no event id is ever repeated.
+    pub fn priming_id(&self, seq: u64) -> String {
+        let n = self.primings.fetch_add(1, Ordering::Relaxed);
+        if n == 0 && seq == 0 {
+            self.event_id(0)
+        } else {
+            format!("{}-{}.{}", self.id, seq, n + 1)
+        }
+    }
 }
 
 /// Splits a `Last-Event-ID` into (stream, seq).
+/// A priming event's id may carry a `.N` suffix that keeps it unique; it resumes like `seq`.
 pub fn parse_event_id(text: &str) -> Option<(u64, u64)> {
     let (stream, seq) = text.trim().split_once('-')?;
+    let seq = seq.split_once('.').map(|(seq, _)| seq).unwrap_or(seq);
     Some((stream.parse().ok()?, seq.parse().ok()?))
 }
 

@@ -117,6 +117,9 @@ pub async fn delete(
         Ok(session) => session,
         Err(reject) => return reject.request_id(&request_id.0).into_response(),
     };
+    if let Err(reject) = check_protocol_header(&request_headers) {
+        return reject.request_id(&request_id.0).into_response();
+    }
     state.store.end(&session.id, EndReason::Deleted).await;
     StatusCode::OK.into_response()
 }

@@ -18,26 +18,20 @@ pub fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
 }
 
-/// Whether `Accept` lists a media type (or its type wildcard, or `*/*`).
+/// Whether `Accept` names a media type explicitly. Wildcards do not count: the transport asks
+/// clients to list both `application/json` and `text/event-stream`, as the official SDKs check.
 pub fn accepts(headers: &HeaderMap, media: &str) -> bool {
-    let wildcard = media
-        .split('/')
-        .next()
-        .map(|t| format!("{t}/*"))
-        .unwrap_or_default();
     headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|value| {
             value.split(',').any(|item| {
-                let item = item
-                    .split(';')
+                item.split(';')
                     .next()
                     .unwrap_or("")
                     .trim()
-                    .to_ascii_lowercase();
-                item == media || item == wildcard || item == "*/*"
+                    .eq_ignore_ascii_case(media)
             })
         })
 }

@@ -102,7 +102,7 @@ async fn next_chunk(state: &mut State) -> Option<Bytes> {
         put_line(
             &mut out,
             "id: ",
-            state.spec.stream.event_id(state.last).as_bytes(),
+            state.spec.stream.priming_id(state.last).as_bytes(),
         );
         out.put_slice(b"data: \n\n");
         return Some(out.freeze());
