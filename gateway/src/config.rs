@@ -199,6 +199,54 @@ pub struct Config {
     /// Log format: `json` (production) or `text` (development).
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+
+    // --- OAuth 2.1 authorization server (issue 7; `crate::oauth`). Off unless a key is set. ---
+    /// 32 bytes (64 hex digits or base64) that encrypt stored Coda tokens; setting it turns the
+    /// OAuth endpoints on (`openssl rand -hex 32`). Unset: no OAuth endpoints, no OAuth metadata.
+    #[arg(long, env = "OAUTH_ENCRYPTION_KEY", hide_env_values = true)]
+    pub oauth_encryption_key: Option<String>,
+
+    /// SQLite file for OAuth clients, grants and token hashes (created on first run).
+    #[arg(
+        long,
+        env = "OAUTH_DB_PATH",
+        default_value = "./coda-mcp-gateway.sqlite3"
+    )]
+    pub oauth_db_path: String,
+
+    /// Whether raw Coda API tokens still work as bearer tokens on /mcp besides OAuth access tokens.
+    #[arg(long, env = "OAUTH_ACCEPT_CODA_TOKENS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub oauth_accept_coda_tokens: bool,
+
+    /// Lifetime of an OAuth access token (seconds).
+    #[arg(long, env = "OAUTH_ACCESS_TOKEN_TTL_SECS", default_value_t = 3600)]
+    pub oauth_access_token_ttl_secs: u64,
+
+    /// Lifetime of an OAuth refresh token (seconds); each refresh issues a new one.
+    #[arg(long, env = "OAUTH_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 86_400)]
+    pub oauth_refresh_token_ttl_secs: u64,
+
+    /// Lifetime of an authorization code (seconds).
+    #[arg(long, env = "OAUTH_CODE_TTL_SECS", default_value_t = 60)]
+    pub oauth_code_ttl_secs: u64,
+
+    /// Most OAuth clients kept (registered or from metadata documents); unused ones without
+    /// grants make room for new ones.
+    #[arg(long, env = "OAUTH_MAX_CLIENTS", default_value_t = 1000)]
+    pub oauth_max_clients: usize,
+
+    /// Most live OAuth grants (sign-ins) per user; a new one revokes the oldest.
+    #[arg(long, env = "OAUTH_MAX_GRANTS_PER_USER", default_value_t = 20)]
+    pub oauth_max_grants_per_user: usize,
+
+    /// Accept https URLs as client_id (client ID metadata documents, MCP 2025-11-25).
+    #[arg(long, env = "OAUTH_CLIENT_METADATA_DOCUMENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub oauth_client_metadata_documents: bool,
+
+    /// Testing only: also fetch client ID metadata documents over http and from loopback or
+    /// private addresses (otherwise refused: SSRF).
+    #[arg(long, env = "OAUTH_CLIENT_METADATA_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub oauth_client_metadata_allow_http: bool,
 }
 
 /// A setting that makes no sense; reported at startup with the setting's name.
@@ -320,6 +368,70 @@ impl Config {
         if !matches!(self.log_format.as_str(), "json" | "text") {
             return Err(bad("LOG_FORMAT", "must be `json` or `text`"));
         }
+        self.validate_oauth()
+    }
+
+    /// Whether the OAuth endpoints are served (issue 7): exactly when a key is set.
+    pub fn oauth_enabled(&self) -> bool {
+        self.oauth_encryption_key
+            .as_deref()
+            .is_some_and(|k| !k.trim().is_empty())
+    }
+
+    fn validate_oauth(&self) -> Result<(), ConfigError> {
+        if !self.oauth_enabled() {
+            return Ok(());
+        }
+        let key = self.oauth_encryption_key.as_deref().unwrap_or("");
+        crate::oauth::crypto::parse_key(key).map_err(|e| bad("OAUTH_ENCRYPTION_KEY", e))?;
+        if self.auth_mode != AuthMode::Coda {
+            return Err(bad(
+                "OAUTH_ENCRYPTION_KEY",
+                "OAuth needs AUTH_MODE=coda (sign-in checks Coda tokens)",
+            ));
+        }
+        if self.oauth_db_path.trim().is_empty() {
+            return Err(bad("OAUTH_DB_PATH", "must name a file"));
+        }
+        let positive = [
+            (
+                "OAUTH_ACCESS_TOKEN_TTL_SECS",
+                self.oauth_access_token_ttl_secs,
+            ),
+            (
+                "OAUTH_REFRESH_TOKEN_TTL_SECS",
+                self.oauth_refresh_token_ttl_secs,
+            ),
+            ("OAUTH_CODE_TTL_SECS", self.oauth_code_ttl_secs),
+            ("OAUTH_MAX_CLIENTS", self.oauth_max_clients as u64),
+            (
+                "OAUTH_MAX_GRANTS_PER_USER",
+                self.oauth_max_grants_per_user as u64,
+            ),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(bad(name, "must be greater than zero"));
+            }
+        }
+        if self.oauth_code_ttl_secs > 600 {
+            return Err(bad(
+                "OAUTH_CODE_TTL_SECS",
+                "must be at most 600 (codes are short-lived)",
+            ));
+        }
+        if self.oauth_client_metadata_allow_http && !self.host.is_loopback() {
+            return Err(bad(
+                "OAUTH_CLIENT_METADATA_ALLOW_HTTP",
+                "is for tests only and needs a loopback HOST",
+            ));
+        }
+        if self.oauth_refresh_token_ttl_secs < self.oauth_access_token_ttl_secs {
+            return Err(bad(
+                "OAUTH_REFRESH_TOKEN_TTL_SECS",
+                "must be at least OAUTH_ACCESS_TOKEN_TTL_SECS",
+            ));
+        }
         Ok(())
     }
 
@@ -433,6 +545,26 @@ mod tests {
         let mut config = Config::with_command("server");
         config.session_idle_ttl_secs = 0;
         assert_eq!(config.validate().unwrap_err().name, "SESSION_IDLE_TTL_SECS");
+    }
+
+    #[test]
+    fn oauth_settings_are_checked_only_with_a_key() {
+        let mut config = Config::with_command("server");
+        config.oauth_code_ttl_secs = 0;
+        assert!(config.validate().is_ok(), "no key: OAuth is off");
+        config.oauth_encryption_key = Some("ab".repeat(32));
+        assert_eq!(
+            config.validate().unwrap_err().name,
+            "OAUTH_ENCRYPTION_KEY",
+            "needs AUTH_MODE=coda"
+        );
+        config.auth_mode = AuthMode::Coda;
+        config.coda_api_token = Some("operator-token-123".into());
+        assert_eq!(config.validate().unwrap_err().name, "OAUTH_CODE_TTL_SECS");
+        config.oauth_code_ttl_secs = 60;
+        assert!(config.validate().is_ok());
+        config.oauth_encryption_key = Some("short".into());
+        assert_eq!(config.validate().unwrap_err().name, "OAUTH_ENCRYPTION_KEY");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod edge;
 pub mod identity;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod oauth;
 pub mod protocol;
 pub mod ratelimit;
 pub mod timefmt;
@@ -59,6 +60,18 @@ pub async fn serve_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(),
+) -> anyhow::Result<()> {
+    serve_with_clock(config, listener, shutdown, on_ready, oauth::Clock::system()).await
+}
+
+/// [`serve_with`] with the OAuth store's clock supplied (issue 7: tests move it forward to
+/// expire codes and tokens without waiting).
+pub async fn serve_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(),
+    oauth_clock: oauth::Clock,
 ) -> anyhow::Result<()> {
     config.validate()?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -108,8 +121,11 @@ pub async fn serve_with(
             Some(authenticator)
         }
     };
+    // OAuth authorization server (issue 7): None unless OAUTH_ENCRYPTION_KEY is set.
+    let oauth = oauth::OAuth::from_config(&config, oauth_clock)?;
     let minute = Duration::from_secs(60);
     let state = Arc::new(AppState {
+        oauth,
         origins: OriginPolicy::from_config(&config),
         store: store.clone(),
         spawner,

@@ -76,8 +76,20 @@ pub async fn authenticate(
         Err(refusal) => return refuse(&state, refusal, ip, &ip_key, None, &request_id, &base),
     };
     let token_hash = token.fingerprint();
+    // OAuth hook (issue 7): a gateway-issued access token (expiry, revocation, audience) stands
+    // for the Coda token it was granted with, which is checked below like a pasted one.
+    let (token, issued) = match crate::oauth::check_bearer(&state, token, &base).await {
+        Ok(checked) => checked,
+        Err(refusal) => {
+            let hash = Some(token_hash.as_str());
+            return refuse(&state, refusal, ip, &ip_key, hash, &request_id, &base);
+        }
+    };
     let identity = match authenticator.authenticate(token).await {
-        Ok((identity, source)) => {
+        Ok((mut identity, source)) => {
+            if let Some(issued) = issued {
+                identity.token_hash = Some(issued.fingerprint);
+            }
             METRICS.auth_outcomes.inc(&[("outcome", "success")]);
             let cache = if source == Source::Cache {
                 "hit"
@@ -97,6 +109,8 @@ pub async fn authenticate(
             identity
         }
         Err(refusal) => {
+            // OAuth hook (issue 7): Coda refusing the stored token ends its grant.
+            crate::oauth::coda_refused(&state, issued, &refusal).await;
             return refuse(
                 &state,
                 refusal,
@@ -105,7 +119,7 @@ pub async fn authenticate(
                 Some(&token_hash),
                 &request_id,
                 &base,
-            )
+            );
         }
     };
     if let Decision::Deny { retry_after } = state

@@ -38,6 +38,13 @@ pub async fn authorization_server(
     request: Request,
 ) -> Json<Value> {
     let base = base_of(&state, &request);
+    // OAuth on (issue 7): exactly the endpoints `crate::oauth` serves.
+    if let Some(oauth) = &state.oauth {
+        return Json(crate::oauth::metadata::authorization_server(
+            &base,
+            &oauth.settings,
+        ));
+    }
     // Coda API tokens are pasted, not granted: until the OAuth endpoints exist there is no
     // grant to advertise, and naming endpoints we do not serve would send clients astray.
     Json(json!({

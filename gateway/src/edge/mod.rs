@@ -53,6 +53,8 @@ pub struct AppState {
     /// Per identity: authenticated /mcp requests.
     pub identity_limit: RateLimiter,
     pub proxies: TrustedProxies,
+    /// The OAuth authorization server (issue 7); None unless OAUTH_ENCRYPTION_KEY is set.
+    pub oauth: Option<Arc<crate::oauth::OAuth>>,
 }
 
 impl AppState {
@@ -98,9 +100,12 @@ pub fn app(state: Arc<AppState>) -> Router {
             state.clone(),
             discovery::guard,
         ));
+    // OAuth endpoints (issue 7): an empty router unless OAuth is on; under the per-IP guard.
+    let oauth = crate::oauth::routes(&state);
     Router::new()
         .merge(mcp)
         .merge(discovery)
+        .merge(oauth)
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
@@ -192,6 +197,7 @@ fn route_label(path: &str) -> &'static str {
         "/ready" => "ready",
         "/metrics" => "metrics",
         p if p.starts_with("/.well-known/") => "discovery",
+        p if p.starts_with("/oauth/") => "oauth",
         _ => "other",
     }
 }

@@ -1,0 +1,413 @@
+//! The gateway as its own OAuth 2.1 authorization server (issue 7), for hosted MCP clients that
+//! connect only through OAuth.
+//!
+//! Coda API tokens are personal access tokens and Coda is no OAuth server for them, so the user
+//! pastes their Coda token once into the gateway's authorize page; the gateway checks it with
+//! whoami (and the allow-list), keeps it encrypted at rest, and gives the client opaque,
+//! short-lived access tokens bound to this gateway's MCP URL (the audience). On `/mcp`, such a
+//! token stands for the Coda token it was granted with, which goes into the caller's child as a
+//! pasted one would; it never reaches the client again.
+//!
+//! - [`store`]: SQLite (clients, codes, grants, token hashes), with migrations.
+//! - [`crypto`]: key parsing, sealing, random tokens, PKCE.
+//! - [`handlers`]: `POST /oauth/register`, `GET|POST /oauth/authorize`, `POST /oauth/token`,
+//!   `POST /oauth/revoke`; [`page`]: the authorize page; [`metadata`]: RFC 8414 metadata;
+//!   [`cimd`]: client ID metadata documents.
+//!
+//! Everything is off unless `OAUTH_ENCRYPTION_KEY` is set: no routes, no metadata, no hook.
+
+pub mod cimd;
+pub mod crypto;
+mod error;
+mod handlers;
+pub mod metadata;
+mod page;
+pub mod store;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::time::Instant;
+
+use crate::audit::{Event, EventType};
+use crate::config::Config;
+use crate::edge::{AppState, RequestId};
+use crate::identity::{Refusal, Secret};
+use crate::ratelimit::{retry_after_secs, Decision};
+use crypto::{Keys, Purpose};
+use store::{Store, StoreError};
+
+/// Prefix of gateway-issued access tokens: they are recognised without asking Coda.
+pub const ACCESS_PREFIX: &str = "cgw_at_";
+/// Prefix of gateway-issued refresh tokens.
+pub const REFRESH_PREFIX: &str = "cgw_rt_";
+/// Prefix of authorization codes.
+pub const CODE_PREFIX: &str = "cgw_ac_";
+/// The only scope (the same one `/mcp` challenges name).
+pub const SCOPE: &str = crate::edge::auth::SCOPE;
+/// Largest body accepted by the OAuth endpoints.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// The store's notion of now (Unix seconds): the system clock plus an offset tests can move.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+    pub fn now(&self) -> i64 {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        secs + self.offset.load(Ordering::Relaxed)
+    }
+    /// Moves this clock (and every clone of it) forward.
+    pub fn advance(&self, secs: i64) {
+        self.offset.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+/// The OAuth settings, read once from [`Config`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub code_ttl: i64,
+    pub access_ttl: i64,
+    pub refresh_ttl: i64,
+    pub max_clients: usize,
+    pub max_grants_per_user: usize,
+    pub metadata_documents: bool,
+    pub metadata_allow_http: bool,
+    pub accept_coda_tokens: bool,
+}
+
+/// How long the authorize page's form stays usable (seconds).
+pub const PAGE_TTL: i64 = 600;
+
+pub struct OAuth {
+    pub settings: Settings,
+    keys: Keys,
+    store: Arc<Store>,
+    pub clock: Clock,
+    cimd: cimd::Fetcher,
+    /// Lower-cased loginIds from ALLOWED_USERS; None admits every Coda user.
+    allowed: Option<HashSet<String>>,
+}
+
+impl std::fmt::Debug for OAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuth {
+    /// The OAuth server for `config`, or None when `OAUTH_ENCRYPTION_KEY` is unset. Opens (and
+    /// creates or migrates) the database.
+    pub fn from_config(config: &Config, clock: Clock) -> anyhow::Result<Option<Arc<OAuth>>> {
+        if !config.oauth_enabled() {
+            return Ok(None);
+        }
+        let key = crypto::parse_key(config.oauth_encryption_key.as_deref().unwrap_or(""))
+            .map_err(|e| anyhow::anyhow!("OAUTH_ENCRYPTION_KEY {e}"))?;
+        let store = Store::open(Path::new(&config.oauth_db_path)).map_err(|e| {
+            anyhow::anyhow!("cannot open OAUTH_DB_PATH {:?}: {e}", config.oauth_db_path)
+        })?;
+        let settings = Settings {
+            code_ttl: config.oauth_code_ttl_secs as i64,
+            access_ttl: config.oauth_access_token_ttl_secs as i64,
+            refresh_ttl: config.oauth_refresh_token_ttl_secs as i64,
+            max_clients: config.oauth_max_clients,
+            max_grants_per_user: config.oauth_max_grants_per_user,
+            metadata_documents: config.oauth_client_metadata_documents,
+            metadata_allow_http: config.oauth_client_metadata_allow_http,
+            accept_coda_tokens: config.oauth_accept_coda_tokens,
+        };
+        let allowed: HashSet<String> = config
+            .allowed_users
+            .iter()
+            .map(|u| u.trim().to_ascii_lowercase())
+            .filter(|u| !u.is_empty())
+            .collect();
+        tracing::info!(path = %config.oauth_db_path, "OAuth sign-in enabled");
+        let store = Arc::new(store);
+        spawn_purger(Arc::downgrade(&store), clock.clone());
+        Ok(Some(Arc::new(OAuth {
+            cimd: cimd::Fetcher::new(settings.metadata_allow_http)?,
+            settings,
+            keys: Keys::new(&key),
+            store,
+            clock,
+            allowed: (!allowed.is_empty()).then_some(allowed),
+        })))
+    }
+
+    /// Runs a store operation on the blocking pool.
+    async fn db<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || op(&store)).await {
+            Ok(result) => result,
+            Err(e) => Err(StoreError::Io(std::io::Error::other(e.to_string()))),
+        }
+    }
+
+    /// The store itself (tests).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn allows(&self, subject: &str) -> bool {
+        self.allowed
+            .as_ref()
+            .is_none_or(|a| a.contains(&subject.to_ascii_lowercase()))
+    }
+
+    fn seal_coda_token(&self, token: &Secret) -> Vec<u8> {
+        self.keys
+            .seal(Purpose::CodaToken, token.expose().as_bytes())
+    }
+
+    fn open_coda_token(&self, sealed: &[u8]) -> Option<Secret> {
+        let plain = self.keys.open(Purpose::CodaToken, sealed)?;
+        String::from_utf8(plain).ok().map(Secret::new)
+    }
+}
+
+/// Every [`PURGE_EVERY`], drops expired rows (writes purge too; this covers quiet periods).
+/// Ends when the store is gone.
+fn spawn_purger(store: std::sync::Weak<Store>, clock: Clock) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(store) = store.upgrade() else { return };
+            let now = clock.now();
+            let result = tokio::task::spawn_blocking(move || store.purge(now)).await;
+            if let Ok(Err(e)) = result {
+                tracing::warn!(error = %e, "OAuth store purge failed");
+            }
+        }
+    });
+}
+
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What a bearer token on `/mcp` turned out to be (see [`check_bearer`]).
+#[derive(Debug)]
+pub struct Issued {
+    /// Fingerprint of the access token (what audit events name).
+    pub fingerprint: String,
+    /// The grant the access token belongs to.
+    pub grant_id: String,
+}
+
+/// The `/mcp` hook's other half: when Coda refuses the Coda token behind a gateway-issued access
+/// token (the user revoked it), the grant is revoked too, so the client's refresh fails and it
+/// asks the user to sign in again instead of looping on 401. Other refusals change nothing.
+pub async fn coda_refused(state: &AppState, issued: Option<Issued>, refusal: &Refusal) {
+    let (Some(oauth), Some(issued)) = (&state.oauth, issued) else {
+        return;
+    };
+    if *refusal != Refusal::InvalidToken {
+        return;
+    }
+    let now = oauth.clock.now();
+    let grant_id = issued.grant_id.clone();
+    match oauth.db(move |s| s.revoke_grant(now, &grant_id)).await {
+        Ok(Some(subject)) => state.audit.emit(
+            Event::new(EventType::AuthFailure)
+                .identity(&subject)
+                .token_hash(Some(&issued.fingerprint))
+                .reason("oauth_grant_revoked_coda_refused")
+                .detail("grant", issued.grant_id),
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "could not revoke a grant whose Coda token was refused")
+        }
+    }
+}
+
+/// The `/mcp` hook. A gateway-issued access token is looked up (expiry, revocation, audience ==
+/// `{base}/mcp`) and swapped for the Coda token it was granted with, which the caller then checks
+/// like a pasted one (cache, whoami, allow-list). Any other token is passed on unchanged, unless
+/// `OAUTH_ACCEPT_CODA_TOKENS=false`. Without OAuth, every token is passed on.
+pub async fn check_bearer(
+    state: &AppState,
+    token: Secret,
+    base: &str,
+) -> Result<(Secret, Option<Issued>), Refusal> {
+    let Some(oauth) = &state.oauth else {
+        return Ok((token, None));
+    };
+    if !token.expose().starts_with(ACCESS_PREFIX) {
+        return if oauth.settings.accept_coda_tokens {
+            Ok((token, None))
+        } else {
+            Err(Refusal::InvalidToken)
+        };
+    }
+    let hash = crypto::token_hash(token.expose());
+    let now = oauth.clock.now();
+    let row = match oauth.db(move |s| s.access(now, &hash)).await {
+        Ok(row) => row,
+        Err(e) => {
+            tracing::error!(error = %e, "OAuth store failed while checking an access token");
+            return Err(Refusal::Unavailable { retry_after: 5 });
+        }
+    };
+    let Some(row) = row else {
+        return Err(Refusal::InvalidToken);
+    };
+    let audience = format!("{base}/mcp");
+    if row.resource != audience {
+        tracing::info!(token = %token.fingerprint(), audience = %row.resource, expected = %audience, "access token for another audience refused");
+        return Err(Refusal::InvalidToken);
+    }
+    if !oauth.allows(&row.subject) {
+        return Err(Refusal::NotAllowed {
+            subject: row.subject,
+        });
+    }
+    let Some(coda) = oauth.open_coda_token(&row.coda_token) else {
+        tracing::error!(grant = %row.grant_id, "stored Coda token does not open (OAUTH_ENCRYPTION_KEY changed?)");
+        return Err(Refusal::InvalidToken);
+    };
+    Ok((
+        coda,
+        Some(Issued {
+            fingerprint: token.fingerprint(),
+            grant_id: row.grant_id,
+        }),
+    ))
+}
+
+/// The OAuth routes, or an empty router when OAuth is off.
+pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    if state.oauth.is_none() {
+        return Router::new();
+    }
+    Router::new()
+        .route(
+            "/oauth/register",
+            post(handlers::register).options(preflight),
+        )
+        .route(
+            "/oauth/authorize",
+            get(handlers::authorize_page).post(handlers::authorize_decision),
+        )
+        .route("/oauth/token", post(handlers::token).options(preflight))
+        .route("/oauth/revoke", post(handlers::revoke).options(preflight))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+}
+
+/// CORS preflight for browser-based clients on the JSON endpoints (no cookies are involved).
+async fn preflight() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, mcp-protocol-version"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    response
+}
+
+/// The per-IP guard over every OAuth endpoint (the same budget as discovery), plus CORS for the
+/// JSON endpoints (never for the authorize page).
+async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let request_id = request_id(&request);
+    let ip = client_ip(&state, &request);
+    let key = ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let page = request.uri().path() == "/oauth/authorize";
+    let mut response = match state.ip_guard.check(&key, Instant::now()) {
+        Decision::Allow => next.run(request).await,
+        Decision::Deny { retry_after } => {
+            let retry_after = retry_after_secs(retry_after);
+            crate::metrics::METRICS
+                .rate_limited
+                .inc(&[("limiter", "ip")]);
+            state.audit.emit(
+                Event::new(EventType::RateLimited)
+                    .ip(ip)
+                    .request_id(&request_id)
+                    .reason("oauth_per_ip"),
+            );
+            let mut response = error::OAuthError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                format!("too many requests from this address; retry after {retry_after} s"),
+            )
+            .into_response();
+            if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+    };
+    if !page {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("retry-after, x-request-id, www-authenticate"),
+        );
+    }
+    response
+}
+
+fn request_id(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
+}
+
+fn peer(request: &Request) -> Option<SocketAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
+
+fn client_ip(state: &AppState, request: &Request) -> Option<std::net::IpAddr> {
+    state.proxies.client_ip(peer(request), request.headers())
+}
+
+/// This deployment's base URL (the issuer) as the edge computes it.
+fn base_of(state: &AppState, request: &Request) -> String {
+    crate::edge::auth::public_base(state, request.headers(), peer(request))
+}
