@@ -17,9 +17,13 @@ lint:
 interop:
     bash interop/run.sh
 
-# The official MCP conformance suite against the gateway in front of fake-mcp-server.
+# The official MCP conformance suite against the gateway (auth on, through mcp-harness's token proxy) in front of fake-mcp-server.
 conformance:
     bash conformance/run.sh
+
+# The harness scenario library against MCP servers we did not write (supergateway + fake-mcp-server, server-everything); findings in thirdparty/RESULTS.md.
+thirdparty:
+    bash thirdparty/run.sh
 
 # Everything CI runs.
 ci:
