@@ -25,6 +25,10 @@ conformance:
 thirdparty:
     bash thirdparty/run.sh
 
+# deploy/README.md's marked shell blocks against a local gateway (mock-coda + fake-mcp-server).
+check-docs:
+    bash deploy/check-docs.sh
+
 # Everything CI runs.
 ci:
     bash .ci/run

@@ -200,18 +200,24 @@ pub fn normalize_json(value: Value, origin: &str) -> Value {
                 .map(|v| normalize_json(v, origin))
                 .collect(),
         ),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let v = if VOLATILE_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
-                        Value::String("<volatile>".into())
-                    } else {
-                        normalize_json(v, origin)
-                    };
-                    (k, v)
-                })
-                .collect(),
-        ),
+        Value::Object(map) => {
+            // Sorted explicitly: with serde_json's `preserve_order` a map keeps arrival order.
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let v = if VOLATILE_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
+                            Value::String("<volatile>".into())
+                        } else {
+                            normalize_json(v, origin)
+                        };
+                        (k, v)
+                    })
+                    .collect(),
+            )
+        }
         other => other,
     }
 }

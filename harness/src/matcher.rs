@@ -324,7 +324,7 @@ mod tests {
         check_fails(
             json!({"result": {"content": []}}),
             actual.clone(),
-            r#"at $.result.content: expected an array of 0 items, actual [{"text":"hi","type":"text"}]"#,
+            r#"at $.result.content: expected an array of 0 items, actual [{"type":"text","text":"hi"}]"#,
         );
         check_fails(
             json!({"error": {}}),
