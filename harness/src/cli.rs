@@ -23,6 +23,8 @@ enum Command {
     Discovery(DiscoveryArgs),
     /// List the scenarios (id, profile, tags) without running them.
     List(ListArgs),
+    /// The official MCP conformance suite through a loopback proxy that adds the bearer token.
+    Conformance(Box<harness::conformance::cli::ConformanceArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,6 +111,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run(*args).await,
         Command::Discovery(args) => discover(args).await,
         Command::List(args) => list(args),
+        Command::Conformance(args) => harness::conformance::cli::execute(*args).await,
     }
 }
 

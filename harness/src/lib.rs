@@ -11,13 +11,15 @@
 //! - [`runner`]: steps, named streams, captures, identities, pacing and `Retry-After`;
 //! - [`report`]: results rendered as human text, JUnit XML and JSON;
 //! - [`baseline`]: the strict expected-failures list;
-//! - [`discovery`]: normalized snapshots of the OAuth discovery documents and the 401 challenge.
+//! - [`discovery`]: normalized snapshots of the OAuth discovery documents and the 401 challenge;
+//! - [`conformance`]: the official MCP conformance suite through a loopback proxy that adds the token.
 //!
 //! **Architecture invariant:** this crate knows nothing about any particular gateway; it only
 //! talks HTTP to a target URL.
 
 pub mod baseline;
 pub mod client;
+pub mod conformance;
 pub mod discovery;
 pub mod interp;
 pub mod matcher;
