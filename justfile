@@ -29,6 +29,10 @@ thirdparty:
 check-docs:
     bash deploy/check-docs.sh
 
+# Side-by-side benchmark: stdio floor, the gateway in both child scopes and supergateway (pinned in bench/); table in bench/results/bench.md. See BENCHMARKS.md.
+bench:
+    bash bench/run.sh
+
 # Everything CI runs.
 ci:
     bash .ci/run

@@ -102,6 +102,71 @@ pub fn map_to_bytes(map: &Map<String, Value>) -> Bytes {
     Bytes::from(serde_json::to_vec(map).unwrap_or_default())
 }
 
+/// A response read without building its tree: the integer id (and where it is in the line)
+/// and whether it is an error. Anything else (requests, notifications, string or odd ids,
+/// duplicate members, invalid JSON) is `None`, for the general path.
+#[derive(Debug, PartialEq)]
+pub struct RawResponse {
+    pub id: u64,
+    /// Byte range of the id's value in the line.
+    pub id_span: std::ops::Range<usize>,
+    pub is_error: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct ResponseProbe<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    method: bool,
+    #[serde(default, deserialize_with = "present")]
+    result: bool,
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+}
+
+/// True for a member that is there, whatever its value (null included).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
+use serde::Deserialize as _;
+
+/// Reads a response line the gateway only needs to re-address (see [`RawResponse`]).
+/// The whole line is still checked to be valid JSON.
+pub fn probe_response(line: &[u8]) -> Option<RawResponse> {
+    let probe: ResponseProbe<'_> = serde_json::from_slice(line).ok()?;
+    if probe.jsonrpc.as_deref() != Some("2.0") || probe.method || probe.result == probe.error {
+        return None;
+    }
+    let raw = probe.id?;
+    let id: u64 = raw.get().parse().ok()?;
+    // The raw value borrows from `line`: its offset is where the id is.
+    let start = (raw.get().as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+    let end = start + raw.get().len();
+    if end > line.len() || &line[start..end] != raw.get().as_bytes() {
+        return None;
+    }
+    Some(RawResponse {
+        id,
+        id_span: start..end,
+        is_error: probe.error,
+    })
+}
+
+/// `line` with the bytes in `span` replaced by `id` serialized as JSON.
+pub fn splice_id(line: &[u8], span: std::ops::Range<usize>, id: &Value) -> Bytes {
+    let mut out = Vec::with_capacity(line.len() + 16);
+    out.extend_from_slice(&line[..span.start]);
+    if serde_json::to_writer(&mut out, id).is_err() {
+        out.extend_from_slice(b"null");
+    }
+    out.extend_from_slice(&line[span.end..]);
+    Bytes::from(out)
+}
+
 /// `params._meta.progressToken` of a request, if any.
 pub fn progress_token(message: &Map<String, Value>) -> Option<&Value> {
     message.get("params")?.get("_meta")?.get("progressToken")
@@ -160,6 +225,61 @@ mod tests {
             classify(&obj(json!({"jsonrpc":"2.0","method":3}))),
             Err(Invalid::Method)
         );
+    }
+
+    #[test]
+    fn probes_responses_without_a_tree() {
+        let line =
+            br#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"a \"q\""}]}}"#;
+        let probe = probe_response(line).unwrap();
+        assert_eq!(probe.id, 42);
+        assert!(!probe.is_error);
+        assert_eq!(&line[probe.id_span.clone()], b"42");
+        let spliced = splice_id(line, probe.id_span, &json!("client-7"));
+        let value: Value = serde_json::from_slice(&spliced).unwrap();
+        let mut want: Value = serde_json::from_slice(line).unwrap();
+        want["id"] = json!("client-7");
+        assert_eq!(value, want);
+        // Same bytes as re-serializing the map with the id replaced (compact input).
+        let mut map: Map<String, Value> = serde_json::from_slice(line).unwrap();
+        map.insert("id".into(), json!("client-7"));
+        assert_eq!(spliced, map_to_bytes(&map));
+
+        let spaced = br#" { "result" : {} , "id" : 7 , "jsonrpc" : "2.0" } "#;
+        let probe = probe_response(spaced).unwrap();
+        assert_eq!(&spaced[probe.id_span.clone()], b"7");
+        let error = br#"{"jsonrpc":"2.0","id":3,"error":{"code":-1,"message":"x"}}"#;
+        assert!(probe_response(error).unwrap().is_error);
+        // An escaped key is still the id member.
+        let escaped = br#"{"jsonrpc":"2.0","id":9,"result":{}}"#;
+        let probe = probe_response(escaped).unwrap();
+        assert_eq!(&escaped[probe.id_span], b"9");
+    }
+
+    #[test]
+    fn probe_leaves_everything_else_to_the_general_path() {
+        for line in [
+            &br#"{"jsonrpc":"2.0","id":"s-1","result":{}}"#[..],
+            br#"{"jsonrpc":"2.0","id":-1,"result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1.5,"result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":null,"error":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"id":2,"result":{}}"#,
+            br#"{"id":1,"result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{}"#,
+            br#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{},"method":null}"#,
+        ] {
+            assert_eq!(
+                probe_response(line),
+                None,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
     }
 
     #[test]

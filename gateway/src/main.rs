@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         eprintln!("coda-mcp-gateway: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("coda-mcp-gateway: cannot start the async runtime: {e}");
@@ -31,6 +31,21 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The async runtime. On machines with two cores or fewer, one worker thread unless
+/// TOKIO_WORKER_THREADS says otherwise: waking a second worker for every call cost more CPU
+/// than it gained in throughput (BENCHMARKS.md).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() && cores <= 2 {
+        builder.worker_threads(1);
+    }
+    builder.build()
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -23,6 +23,8 @@ enum Command {
     Discovery(DiscoveryArgs),
     /// List the scenarios (id, profile, tags) without running them.
     List(ListArgs),
+    /// Bounded, checked load: throughput and latency of tools/call on an http:// endpoint.
+    Load(Box<harness::load::cli::LoadArgs>),
     /// The official MCP conformance suite through a loopback proxy that adds the bearer token.
     Conformance(Box<harness::conformance::cli::ConformanceArgs>),
 }
@@ -111,6 +113,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run(*args).await,
         Command::Discovery(args) => discover(args).await,
         Command::List(args) => list(args),
+        Command::Load(args) => harness::load::cli::execute(*args).await,
         Command::Conformance(args) => harness::conformance::cli::execute(*args).await,
     }
 }

@@ -9,15 +9,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 
 use super::channel::Channel;
 use super::stream::EventStream;
 use crate::jsonrpc::{self, Kind};
 use crate::metrics::{self, METRICS};
-use crate::upstream::{Child, ChildGone, ExitReport};
+use crate::upstream::{Child, ChildGone, ExitReport, Lines};
 
 /// Called once when the child is gone, after every waiter got its error.
 pub type ExitHook = Box<dyn FnOnce(ExitReport) + Send>;
@@ -86,7 +84,7 @@ impl Router {
     /// Wires a spawned child to a router and starts reading what it says.
     pub fn start(
         child: Child,
-        lines: mpsc::Receiver<Bytes>,
+        lines: Lines,
         sharing: Sharing,
         home: Option<Arc<Channel>>,
         on_exit: ExitHook,
@@ -287,6 +285,11 @@ impl Router {
 
     /// Handles one line from the child.
     fn inbound(&self, line: &[u8]) {
+        // Most lines are responses: re-address them in place, without building a tree.
+        if let Some(response) = jsonrpc::probe_response(line) {
+            self.route_raw_response(line, response);
+            return;
+        }
         let mut message = match serde_json::from_slice::<Value>(line) {
             Ok(Value::Object(map)) => map,
             _ => {
@@ -306,6 +309,23 @@ impl Router {
                 tracing::warn!(pid = self.child.pid(), %invalid, "child wrote an invalid JSON-RPC message; ignored")
             }
         }
+    }
+
+    /// [`Router::route_response`] for a line read by [`jsonrpc::probe_response`]: only the id's
+    /// bytes change.
+    fn route_raw_response(&self, line: &[u8], response: jsonrpc::RawResponse) {
+        let pending = self.lock().pending.remove(&response.id);
+        let Some(pending) = pending else {
+            tracing::debug!(
+                pid = self.child.pid(),
+                id = response.id,
+                "response for no waiting call (cancelled or timed out); dropped"
+            );
+            return;
+        };
+        record(&pending, if response.is_error { "error" } else { "result" });
+        let body = jsonrpc::splice_id(line, response.id_span, &pending.client_id);
+        pending.stream.push(body, true);
     }
 
     fn route_response(&self, mut message: Map<String, Value>, id: &Value) {
@@ -497,10 +517,11 @@ fn record(call: &PendingCall, outcome: &str) {
     METRICS.rpc_duration.observe(call.started.elapsed());
 }
 
-async fn read_loop(router: Arc<Router>, mut lines: mpsc::Receiver<Bytes>, on_exit: ExitHook) {
-    while let Some(line) = lines.recv().await {
-        router.inbound(&line);
+async fn read_loop(router: Arc<Router>, mut lines: Lines, on_exit: ExitHook) {
+    while let Some(line) = lines.next().await {
+        router.inbound(line);
     }
+    drop(lines);
     // stdout closed: the child is exiting (or was killed for a too-long line).
     router.lock().closed = true;
     // A child that closed stdout but lingers is of no use: end its group.

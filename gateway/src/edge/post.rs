@@ -502,13 +502,13 @@ async fn call(
         Ok(upstream_id) => upstream_id,
         Err(_) => return Err(child_gone()),
     };
-    arm_timeout(
+    let timer = CallTimer::arm(
         state,
         session.router.clone(),
         stream.clone(),
         vec![upstream_id],
     );
-    respond(state, session, stream, Box::new(guard)).await
+    respond(state, session, stream, Box::new(guard), timer).await
 }
 
 /// A 2025-03-26 batch: every request forwarded, the answers as one JSON array or one SSE stream.
@@ -589,38 +589,108 @@ async fn batch(
     let Some(guard) = guard else {
         return Ok(accepted());
     };
-    arm_timeout(state, session.router.clone(), stream.clone(), upstream_ids);
-    respond_batch(state, &session, stream, Box::new(guard)).await
+    let timer = CallTimer::arm(state, session.router.clone(), stream.clone(), upstream_ids);
+    respond_batch(state, &session, stream, Box::new(guard), timer).await
 }
 
-/// Gives up on calls still unanswered after CALL_TIMEOUT_SECS: the client gets an error, the
-/// child a cancel.
-fn arm_timeout(
-    state: &Arc<AppState>,
+/// CALL_TIMEOUT_SECS for the calls of one POST: the client gets an error, the child a cancel.
+///
+/// While the handler waits for the answer's shape it keeps the deadline itself (no task per
+/// call); when the answer becomes an SSE stream, or the handler is dropped (the client went away)
+/// before the calls ended, a task takes over the rest of the wait.
+struct CallTimer {
+    deadline: tokio::time::Instant,
+    timeout: std::time::Duration,
     router: Arc<Router>,
     stream: Arc<EventStream>,
     upstream_ids: Vec<u64>,
-) {
-    let timeout = state.config.call_timeout();
-    tokio::spawn(async move {
-        let mut changed = stream.subscribe();
-        let done = async {
-            while !stream.is_done() {
-                if changed.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        if tokio::time::timeout(timeout, done).await.is_err() {
-            let message = format!(
-                "The MCP server did not answer within {} s (CALL_TIMEOUT_SECS)",
-                timeout.as_secs()
-            );
-            for id in upstream_ids {
-                router.abandon(id, jsonrpc::INTERNAL_ERROR, &message).await;
-            }
+    armed: bool,
+}
+
+impl CallTimer {
+    fn arm(
+        state: &Arc<AppState>,
+        router: Arc<Router>,
+        stream: Arc<EventStream>,
+        upstream_ids: Vec<u64>,
+    ) -> CallTimer {
+        let timeout = state.config.call_timeout();
+        CallTimer {
+            deadline: tokio::time::Instant::now() + timeout,
+            timeout,
+            router,
+            stream,
+            upstream_ids,
+            armed: true,
         }
-    });
+    }
+
+    /// Waits for the answer's shape; at the deadline the calls are abandoned (their error
+    /// responses end the stream) and the wait goes on.
+    async fn wait_for_shape(&mut self) -> Shape {
+        if let Ok(shape) =
+            tokio::time::timeout_at(self.deadline, wait_for_shape(&self.stream)).await
+        {
+            return shape;
+        }
+        self.expire().await;
+        wait_for_shape(&self.stream).await
+    }
+
+    async fn expire(&mut self) {
+        self.armed = false;
+        abandon(&self.router, &self.upstream_ids, self.timeout).await;
+    }
+
+    /// The answer is complete: nothing left to time out.
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    /// Hands the rest of the wait to a task (the answer is streamed, or the handler is gone).
+    fn hand_off(&mut self) {
+        if !self.armed || self.stream.is_done() {
+            self.armed = false;
+            return;
+        }
+        self.armed = false;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let router = self.router.clone();
+        let stream = self.stream.clone();
+        let upstream_ids = std::mem::take(&mut self.upstream_ids);
+        let (deadline, timeout) = (self.deadline, self.timeout);
+        runtime.spawn(async move {
+            let mut changed = stream.subscribe();
+            let done = async {
+                while !stream.is_done() {
+                    if changed.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                abandon(&router, &upstream_ids, timeout).await;
+            }
+        });
+    }
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        self.hand_off();
+    }
+}
+
+async fn abandon(router: &Router, upstream_ids: &[u64], timeout: std::time::Duration) {
+    let message = format!(
+        "The MCP server did not answer within {} s (CALL_TIMEOUT_SECS)",
+        timeout.as_secs()
+    );
+    for &id in upstream_ids {
+        router.abandon(id, jsonrpc::INTERNAL_ERROR, &message).await;
+    }
 }
 
 /// Waits until the answer's shape is known: all responses and nothing else (JSON), or
@@ -657,10 +727,17 @@ async fn respond(
     session: &Arc<Session>,
     stream: Arc<EventStream>,
     guard: Box<dyn Send + Sync>,
+    mut timer: CallTimer,
 ) -> Result<Response> {
-    match wait_for_shape(&stream).await {
-        Shape::Json(mut bodies) if bodies.len() == 1 => Ok(json_response(bodies.remove(0), None)),
-        _ => Ok(stream_response(state, session, stream, guard)),
+    match timer.wait_for_shape().await {
+        Shape::Json(mut bodies) if bodies.len() == 1 => {
+            timer.disarm();
+            Ok(json_response(bodies.remove(0), None))
+        }
+        _ => {
+            timer.hand_off();
+            Ok(stream_response(state, session, stream, guard))
+        }
     }
 }
 
@@ -669,9 +746,11 @@ async fn respond_batch(
     session: &Arc<Session>,
     stream: Arc<EventStream>,
     guard: Box<dyn Send + Sync>,
+    mut timer: CallTimer,
 ) -> Result<Response> {
-    match wait_for_shape(&stream).await {
+    match timer.wait_for_shape().await {
         Shape::Json(bodies) => {
+            timer.disarm();
             let mut array =
                 Vec::with_capacity(bodies.iter().map(|b| b.len() + 1).sum::<usize>() + 2);
             array.push(b'[');
@@ -684,7 +763,10 @@ async fn respond_batch(
             array.push(b']');
             Ok(json_response(array.into(), None))
         }
-        _ => Ok(stream_response(state, session, stream, guard)),
+        _ => {
+            timer.hand_off();
+            Ok(stream_response(state, session, stream, guard))
+        }
     }
 }
 

@@ -14,8 +14,6 @@ use super::stderr::{drain, StderrTail};
 
 /// Messages queued for a child's stdin before senders wait.
 const STDIN_QUEUE: usize = 1024;
-/// Lines read from a child's stdout before the reader waits for the router.
-const STDOUT_QUEUE: usize = 1024;
 
 /// How to start a child.
 #[derive(Clone, Debug)]
@@ -60,9 +58,9 @@ pub struct Child {
     kill_grace: Duration,
 }
 
-/// Starts the child and returns its handle and the receiver of its stdout lines.
-/// The receiver closes when stdout ends or a line is too long (the child is then killed).
-pub fn spawn(spec: ChildSpec) -> Result<(Child, mpsc::Receiver<Bytes>), SpawnError> {
+/// Starts the child and returns its handle and its stdout, read line by line by the caller.
+/// The lines end when stdout ends or a line is too long (the child is then killed).
+pub fn spawn(spec: ChildSpec) -> Result<(Child, Lines), SpawnError> {
     let mut command = if spec.shell {
         let line = spec.argv.join(" ");
         let mut command = Command::new("/bin/sh");
@@ -106,17 +104,17 @@ pub fn spawn(spec: ChildSpec) -> Result<(Child, mpsc::Receiver<Bytes>), SpawnErr
     let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(STDIN_QUEUE);
     tokio::spawn(write_stdin(stdin, stdin_rx));
 
-    let (lines_tx, lines_rx) = mpsc::channel::<Bytes>(STDOUT_QUEUE);
     let (exit_tx, exit_rx) = watch::channel(None);
     let too_long = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    tokio::spawn(read_stdout(
-        stdout,
-        lines_tx,
-        spec.max_line_bytes,
+    let lines = Lines {
+        reader: BufReader::with_capacity(64 * 1024, stdout),
+        buf: Vec::with_capacity(4096),
+        max: spec.max_line_bytes,
         pid,
-        spec.label.clone(),
-        too_long.clone(),
-    ));
+        label: spec.label.clone(),
+        too_long: too_long.clone(),
+        ended: false,
+    };
 
     let tail = StderrTail::default();
     let stderr_task = tokio::spawn(drain(
@@ -161,7 +159,7 @@ pub fn spawn(spec: ChildSpec) -> Result<(Child, mpsc::Receiver<Bytes>), SpawnErr
             exit: exit_rx,
             kill_grace: spec.kill_grace,
         },
-        lines_rx,
+        lines,
     ))
 }
 
@@ -203,37 +201,45 @@ async fn write_stdin(stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<B
     }
 }
 
-async fn read_stdout(
-    stdout: tokio::process::ChildStdout,
-    tx: mpsc::Sender<Bytes>,
+/// A child's stdout as bounded lines, read in the task that routes them (no queue, no copy).
+pub struct Lines {
+    reader: BufReader<tokio::process::ChildStdout>,
+    buf: Vec<u8>,
     max: usize,
     pid: u32,
     label: String,
     too_long: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
-    let mut reader = BufReader::with_capacity(64 * 1024, stdout);
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        match read_bounded_line(&mut reader, &mut buf, max).await {
-            Ok(LineRead::Line) => {
-                if buf.iter().all(u8::is_ascii_whitespace) {
-                    continue;
+    ended: bool,
+}
+
+impl Lines {
+    /// The next non-blank line (without its newline); `None` once stdout ended, a read failed,
+    /// or a line was longer than the bound (the child's group is then killed).
+    pub async fn next(&mut self) -> Option<&[u8]> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            match read_bounded_line(&mut self.reader, &mut self.buf, self.max).await {
+                Ok(LineRead::Line) => {
+                    if self.buf.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    return Some(&self.buf);
                 }
-                if tx.send(Bytes::copy_from_slice(&buf)).await.is_err() {
-                    return;
+                Ok(LineRead::Eof) => {}
+                Ok(LineRead::TooLong) => {
+                    tracing::error!(session = %self.label, pid = self.pid, max = self.max, "child wrote a stdout line longer than MAX_LINE_BYTES; ending it");
+                    self.too_long
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    signal_group(self.pid, libc::SIGKILL);
+                }
+                Err(e) => {
+                    tracing::warn!(session = %self.label, pid = self.pid, error = %e, "reading child stdout failed");
                 }
             }
-            Ok(LineRead::Eof) => return,
-            Ok(LineRead::TooLong) => {
-                tracing::error!(session = %label, pid, max, "child wrote a stdout line longer than MAX_LINE_BYTES; ending it");
-                too_long.store(true, std::sync::atomic::Ordering::Relaxed);
-                signal_group(pid, libc::SIGKILL);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(session = %label, pid, error = %e, "reading child stdout failed");
-                return;
-            }
+            self.ended = true;
+            return None;
         }
     }
 }
