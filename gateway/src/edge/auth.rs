@@ -4,14 +4,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use super::reply::{Fault, Reject};
-use super::{AppState, RequestId};
+use super::{client_ip_of, ip_key, peer_of, request_id_of, AppState};
 use crate::audit::{Event, EventType};
 use crate::identity::cache::Source;
 use crate::identity::{Identity, Refusal, Secret};
@@ -34,19 +34,10 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let ip = state.proxies.client_ip(peer, request.headers());
-    let ip_key = ip
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let request_id = request_id_of(&request);
+    let peer = peer_of(&request);
+    let ip = client_ip_of(&state, &request);
+    let ip_key = ip_key(ip);
     let base = public_base(&state, request.headers(), peer);
     let Some(authenticator) = &state.auth else {
         request.extensions_mut().insert(Caller {

@@ -1,10 +1,9 @@
 //! OAuth discovery without auth: RFC 9728 protected resource metadata (at both well-known paths)
 //! and RFC 8414 authorization server metadata. Only endpoints this deployment serves are named.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,7 @@ use tokio::time::Instant;
 
 use super::auth::{public_base, SCOPE};
 use super::reply::Reject;
-use super::{AppState, RequestId};
+use super::AppState;
 use crate::audit::{Event, EventType};
 use crate::jsonrpc;
 use crate::ratelimit::{retry_after_secs, Decision};
@@ -57,29 +56,15 @@ pub async fn authorization_server(
 }
 
 fn base_of(state: &AppState, request: &Request) -> String {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    public_base(state, request.headers(), peer)
+    public_base(state, request.headers(), super::peer_of(request))
 }
 
 /// Discovery endpoints are auth-related: each request counts against the per-IP guard.
 /// Browsers may read them from any origin.
 pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let ip = state.proxies.client_ip(peer, request.headers());
-    let key = ip
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let request_id = super::request_id_of(&request);
+    let ip = super::client_ip_of(&state, &request);
+    let key = super::ip_key(ip);
     let mut response = match state.ip_guard.check(&key, Instant::now()) {
         Decision::Allow => next.run(request).await,
         Decision::Deny { retry_after } => {

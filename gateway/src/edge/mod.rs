@@ -63,6 +63,34 @@ impl AppState {
     }
 }
 
+/// The id the request-id layer gave this request (empty outside that layer).
+pub fn request_id_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
+}
+
+/// The socket peer, when the server was started with connect info.
+pub fn peer_of(request: &Request) -> Option<std::net::SocketAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
+}
+
+/// The client's address: the peer, or what a trusted proxy forwarded.
+pub fn client_ip_of(state: &AppState, request: &Request) -> Option<std::net::IpAddr> {
+    state.proxies.client_ip(peer_of(request), request.headers())
+}
+
+/// The per-IP limiters' key for an address.
+pub fn ip_key(ip: Option<std::net::IpAddr>) -> String {
+    ip.map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// The request id every response carries (`X-Request-Id`) and every error body names.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
@@ -153,11 +181,7 @@ async fn check_origin(
         .headers()
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or("").to_string());
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
+    let request_id = request_id_of(&request);
     if let Some(origin) = &origin {
         if !state.origins.allows(origin) {
             tracing::warn!(origin = %origin, "request from an untrusted Origin refused");

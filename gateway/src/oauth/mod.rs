@@ -25,13 +25,12 @@ mod page;
 pub mod store;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -41,7 +40,7 @@ use tokio::time::Instant;
 
 use crate::audit::{Event, EventType};
 use crate::config::Config;
-use crate::edge::{AppState, RequestId};
+use crate::edge::AppState;
 use crate::identity::{Refusal, Secret};
 use crate::ratelimit::{retry_after_secs, Decision};
 use crypto::{Keys, Purpose};
@@ -345,9 +344,7 @@ async fn preflight() -> Response {
 async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let request_id = request_id(&request);
     let ip = client_ip(&state, &request);
-    let key = ip
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let key = crate::edge::ip_key(ip);
     let page = request.uri().path() == "/oauth/authorize";
     let mut response = match state.ip_guard.check(&key, Instant::now()) {
         Decision::Allow => next.run(request).await,
@@ -388,24 +385,7 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     response
 }
 
-fn request_id(request: &Request) -> String {
-    request
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default()
-}
-
-fn peer(request: &Request) -> Option<SocketAddr> {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
-}
-
-fn client_ip(state: &AppState, request: &Request) -> Option<std::net::IpAddr> {
-    state.proxies.client_ip(peer(request), request.headers())
-}
+use crate::edge::{client_ip_of as client_ip, peer_of as peer, request_id_of as request_id};
 
 /// This deployment's base URL (the issuer) as the edge computes it.
 fn base_of(state: &AppState, request: &Request) -> String {
