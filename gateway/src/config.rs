@@ -114,6 +114,10 @@ pub struct Config {
     #[arg(long, env = "SSE_REPLAY_EVENTS", default_value_t = 256)]
     pub sse_replay_events: usize,
 
+    /// Bytes of events kept per SSE stream for replay (the newest event always stays).
+    #[arg(long, env = "SSE_REPLAY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub sse_replay_bytes: usize,
+
     /// Messages for the standalone GET stream kept while no GET stream is open.
     #[arg(long, env = "SSE_PENDING_EVENTS", default_value_t = 256)]
     pub sse_pending_events: usize,
@@ -292,6 +296,7 @@ impl Config {
             ("SSE_KEEPALIVE_SECS", self.sse_keepalive_secs),
             ("SSE_REPLAY_EVENTS", self.sse_replay_events as u64),
             ("SSE_PENDING_EVENTS", self.sse_pending_events as u64),
+            ("SSE_REPLAY_BYTES", self.sse_replay_bytes as u64),
             ("CHILD_START_TIMEOUT_SECS", self.child_start_timeout_secs),
             (
                 "CHILD_STDERR_LINES_PER_SEC",

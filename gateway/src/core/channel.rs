@@ -10,6 +10,19 @@ use super::stream::EventStream;
 /// The stream id of the standalone GET stream; request streams count from 1.
 pub const STANDALONE: u64 = 0;
 
+/// How much a session's streams may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct BufferLimits {
+    /// Events kept per stream for `Last-Event-ID` (SSE_REPLAY_EVENTS).
+    pub replay_events: usize,
+    /// Bytes kept per stream (SSE_REPLAY_BYTES); the newest event always stays.
+    pub replay_bytes: usize,
+    /// Standalone messages kept while no GET stream is open (SSE_PENDING_EVENTS).
+    pub pending_events: usize,
+    /// Request streams kept for resumption.
+    pub retained_streams: usize,
+}
+
 pub struct Channel {
     /// Internal key of the session (not its public id).
     pub key: u64,
@@ -19,6 +32,7 @@ pub struct Channel {
     pub standalone_delivered: AtomicU64,
     next_stream: AtomicU64,
     replay_events: usize,
+    replay_bytes: usize,
     retained: Mutex<Retained>,
 }
 
@@ -31,18 +45,25 @@ struct Retained {
 impl Channel {
     /// `replay_events`: events kept per stream; `pending_events`: standalone messages kept while no
     /// GET stream is open; `retained_streams`: request streams kept for resumption.
-    pub fn new(
-        key: u64,
-        replay_events: usize,
-        pending_events: usize,
-        retained_streams: usize,
-    ) -> Channel {
+    pub fn new(key: u64, limits: BufferLimits) -> Channel {
+        let BufferLimits {
+            replay_events,
+            replay_bytes,
+            pending_events,
+            retained_streams,
+        } = limits;
         Channel {
             key,
-            standalone: Arc::new(EventStream::new(STANDALONE, pending_events, 0)),
+            standalone: Arc::new(EventStream::bounded(
+                STANDALONE,
+                pending_events,
+                replay_bytes,
+                0,
+            )),
             standalone_delivered: AtomicU64::new(0),
             next_stream: AtomicU64::new(1),
             replay_events,
+            replay_bytes,
             retained: Mutex::new(Retained {
                 streams: HashMap::new(),
                 order: VecDeque::new(),
@@ -54,7 +75,12 @@ impl Channel {
     /// A new stream for one request (or a batch expecting `finals` responses).
     pub fn open_stream(&self, finals: usize) -> Arc<EventStream> {
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
-        Arc::new(EventStream::new(id, self.replay_events, finals))
+        Arc::new(EventStream::bounded(
+            id,
+            self.replay_events,
+            self.replay_bytes,
+            finals,
+        ))
     }
 
     /// Keeps a request stream so it can be resumed; the oldest retained one is let go first.

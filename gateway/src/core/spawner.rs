@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::channel::Channel;
+use super::channel::{BufferLimits, Channel};
 use super::router::{ExitHook, Router, Sharing};
 use crate::config::{split_command, Config};
 use crate::identity::Secret;
@@ -33,7 +33,7 @@ pub struct Spawner {
     children: Arc<AtomicUsize>,
     shared: Mutex<Option<SharedChild>>,
     start_timeout: Duration,
-    replay: (usize, usize, usize),
+    buffers: BufferLimits,
 }
 
 /// The shared child and what it answered to our own `initialize`.
@@ -68,7 +68,12 @@ impl Spawner {
             children: Arc::new(AtomicUsize::new(0)),
             shared: Mutex::new(None),
             start_timeout: Duration::from_secs(config.child_start_timeout_secs),
-            replay: (config.sse_replay_events, config.sse_pending_events, 64),
+            buffers: BufferLimits {
+                replay_events: config.sse_replay_events,
+                replay_bytes: config.sse_replay_bytes,
+                pending_events: config.sse_pending_events,
+                retained_streams: 64,
+            },
         }
     }
 
@@ -77,8 +82,7 @@ impl Spawner {
     }
 
     pub fn new_channel(&self, key: u64) -> Arc<Channel> {
-        let (replay, pending, retained) = self.replay;
-        Arc::new(Channel::new(key, replay, pending, retained))
+        Arc::new(Channel::new(key, self.buffers))
     }
 
     /// Starts a child for one session, with the caller's credential in its environment.

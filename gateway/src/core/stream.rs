@@ -42,19 +42,31 @@ struct Inner {
     next_seq: u64,
     events: VecDeque<Event>,
     capacity: usize,
+    /// Bytes of `events`, and the most they may hold (the newest event is always kept).
+    bytes: usize,
+    max_bytes: usize,
     finals_remaining: usize,
     done: bool,
 }
 
 impl EventStream {
-    /// A stream that ends after `finals` responses (0: never ends by itself, as the GET stream).
+    /// A stream that ends after `finals` responses (0: never ends by itself, as the GET stream),
+    /// keeping at most `capacity` events.
     pub fn new(id: u64, capacity: usize, finals: usize) -> EventStream {
+        EventStream::bounded(id, capacity, usize::MAX, finals)
+    }
+
+    /// [`EventStream::new`] that also keeps at most `max_bytes` of event data; the newest event
+    /// stays whatever its size, so a response can always be delivered.
+    pub fn bounded(id: u64, capacity: usize, max_bytes: usize, finals: usize) -> EventStream {
         EventStream {
             id,
             inner: Mutex::new(Inner {
                 next_seq: 1,
                 events: VecDeque::new(),
                 capacity: capacity.max(1),
+                bytes: 0,
+                max_bytes,
                 finals_remaining: finals,
                 done: false,
             }),
@@ -81,14 +93,19 @@ impl EventStream {
             }
             let seq = inner.next_seq;
             inner.next_seq += 1;
-            if inner.events.len() == inner.capacity {
-                inner.events.pop_front();
-            }
+            inner.bytes += data.len();
             inner.events.push_back(Event {
                 seq,
                 data,
                 is_final,
             });
+            while inner.events.len() > inner.capacity
+                || (inner.bytes > inner.max_bytes && inner.events.len() > 1)
+            {
+                if let Some(old) = inner.events.pop_front() {
+                    inner.bytes -= old.data.len();
+                }
+            }
             if is_final && inner.finals_remaining > 0 {
                 inner.finals_remaining -= 1;
                 if inner.finals_remaining == 0 {
@@ -200,6 +217,25 @@ mod tests {
         assert_eq!(stream.event_id(2), "3-2");
         assert_eq!(parse_event_id("3-2"), Some((3, 2)));
         assert_eq!(parse_event_id("x"), None);
+    }
+
+    #[test]
+    fn bytes_are_bounded_but_the_newest_event_stays() {
+        let stream = EventStream::bounded(1, 100, 10, 0);
+        for _ in 0..5 {
+            stream.push(Bytes::from_static(b"abcd"), false);
+        }
+        let kept = stream.after(0);
+        assert!(kept.gap);
+        assert_eq!(kept.events.len(), 2, "8 bytes fit under 10, 12 do not");
+        stream.push(Bytes::from(vec![b'x'; 50]), false);
+        let kept = stream.after(0);
+        assert_eq!(
+            kept.events.len(),
+            1,
+            "a big event evicts the rest but is kept itself"
+        );
+        assert_eq!(kept.events[0].data.len(), 50);
     }
 
     #[test]
