@@ -522,19 +522,31 @@ async fn batch(
         return Err(invalid_request("Invalid Request: an empty batch"));
     }
     let mut messages = Vec::with_capacity(items.len());
+    // JSON-RPC 2.0 answers a batch's invalid members one by one, inside the batch's answer.
+    let mut refused: Vec<bytes::Bytes> = Vec::new();
     for item in items {
         let Value::Object(message) = item else {
-            return Err(invalid_request(
+            refused.push(batch_refusal(
+                None,
                 "Invalid Request: every batch item must be a JSON-RPC message object",
             ));
+            continue;
         };
-        let kind = classify(&message)?;
-        if matches!(&kind, Kind::Request { method, .. } if method == "initialize") {
-            return Err(invalid_request(
-                "Invalid Request: initialize must not be part of a batch",
-            ));
+        match jsonrpc::classify(&message) {
+            Ok(Kind::Request { method, id }) if method == "initialize" => {
+                refused.push(batch_refusal(
+                    Some(&id),
+                    "Invalid Request: initialize must not be part of a batch",
+                ))
+            }
+            Ok(kind) => messages.push((kind, message)),
+            Err(invalid) => {
+                let id = message
+                    .get("id")
+                    .filter(|id| id.is_string() || id.is_i64() || id.is_u64());
+                refused.push(batch_refusal(id, &format!("Invalid Request: {invalid}")));
+            }
         }
-        messages.push((kind, message));
     }
     let session = find_session(state, request_headers, context).await?;
     check_protocol_header(request_headers)?;
@@ -543,6 +555,10 @@ async fn batch(
             "Invalid Request: batches are not allowed in protocol version {}; send one message per POST",
             session.version()
         )));
+    }
+    if messages.is_empty() {
+        // Nothing in the batch was a message: the whole POST is refused, member by member.
+        return Ok(json_array(StatusCode::BAD_REQUEST, &refused));
     }
     let requests = messages
         .iter()
@@ -561,7 +577,14 @@ async fn batch(
     } else {
         None
     };
-    let stream = session.channel.open_stream(requests.max(1));
+    let stream = session
+        .channel
+        .open_stream((requests + refused.len()).max(1));
+    if requests > 0 {
+        for refusal in &refused {
+            stream.push(refusal.clone(), true);
+        }
+    }
     let mut upstream_ids = Vec::new();
     for (kind, message) in messages {
         let routed = match kind {
@@ -587,6 +610,9 @@ async fn batch(
         }
     }
     let Some(guard) = guard else {
+        if !refused.is_empty() {
+            return Ok(json_array(StatusCode::OK, &refused));
+        }
         return Ok(accepted());
     };
     let timer = CallTimer::arm(state, session.router.clone(), stream.clone(), upstream_ids);
@@ -741,6 +767,38 @@ async fn respond(
     }
 }
 
+/// The error answer for one invalid member of a batch.
+fn batch_refusal(id: Option<&Value>, message: &str) -> bytes::Bytes {
+    jsonrpc::to_bytes(&jsonrpc::error_body(
+        Some(id.unwrap_or(&Value::Null)),
+        jsonrpc::INVALID_REQUEST,
+        message,
+        None,
+    ))
+}
+
+/// Several JSON-RPC messages as one JSON array body.
+fn json_array(status: StatusCode, bodies: &[bytes::Bytes]) -> Response {
+    let mut array = Vec::with_capacity(bodies.iter().map(|b| b.len() + 1).sum::<usize>() + 2);
+    array.push(b'[');
+    for (i, body) in bodies.iter().enumerate() {
+        if i > 0 {
+            array.push(b',');
+        }
+        array.extend_from_slice(body);
+    }
+    array.push(b']');
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes::Bytes::from(array),
+    )
+        .into_response()
+}
+
 async fn respond_batch(
     state: &Arc<AppState>,
     session: &Arc<Session>,
@@ -751,17 +809,7 @@ async fn respond_batch(
     match timer.wait_for_shape().await {
         Shape::Json(bodies) => {
             timer.disarm();
-            let mut array =
-                Vec::with_capacity(bodies.iter().map(|b| b.len() + 1).sum::<usize>() + 2);
-            array.push(b'[');
-            for (i, body) in bodies.iter().enumerate() {
-                if i > 0 {
-                    array.push(b',');
-                }
-                array.extend_from_slice(body);
-            }
-            array.push(b']');
-            Ok(json_response(array.into(), None))
+            Ok(json_array(StatusCode::OK, &bodies))
         }
         _ => {
             timer.hand_off();
