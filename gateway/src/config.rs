@@ -4,9 +4,12 @@
 //! (`HOST`, `PORT`, `MCP_COMMAND`, `PUBLIC_URL`, `SERVICE_NAME`, `SERVICE_VERSION`).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+
+use crate::identity::Secret;
 
 /// Which children serve which sessions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -26,6 +29,16 @@ pub enum AuthMode {
     None,
 }
 
+/// Whether the gateway serves OAuth sign-in (issue 12: on unless turned off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OAuthMode {
+    /// Sign-in is served whenever AUTH_MODE=coda (with AUTH_MODE=none nobody signs in).
+    On,
+    /// No OAuth endpoints and no authorization server metadata: bearer Coda tokens only.
+    Off,
+}
+
+// Debug is derived, but every secret inside is a `Secret`, whose Debug shows only a fingerprint.
 #[derive(Clone, Debug, Parser)]
 #[command(
     name = "coda-mcp-gateway",
@@ -56,6 +69,24 @@ pub struct Config {
     /// Environment variable through which a child receives its caller's Coda token.
     #[arg(long, env = "CHILD_TOKEN_ENV", default_value = "CODA_API_TOKEN")]
     pub child_token_env: String,
+
+    /// Names of the gateway's environment variables that children also get (comma-separated).
+    /// Children start from an empty environment plus PATH, HOME, LANG, LC_*, TZ and these.
+    #[arg(long, env = "CHILD_ENV_PASSTHROUGH", value_delimiter = ',')]
+    pub child_env_passthrough: Vec<String>,
+
+    /// Variables set for every child, as comma-separated `NAME=VALUE` pairs (values cannot
+    /// contain commas), e.g. `CODA_BASE_URL=https://coda.io/apis/v1,LOG_LEVEL=warn`.
+    #[arg(long, env = "CHILD_ENV")]
+    pub child_env: Option<String>,
+
+    /// Numeric user id children run as; only when the gateway runs as root (needs CHILD_GID).
+    #[arg(long, env = "CHILD_UID")]
+    pub child_uid: Option<u32>,
+
+    /// Numeric group id children run as (with CHILD_UID; supplementary groups are dropped).
+    #[arg(long, env = "CHILD_GID")]
+    pub child_gid: Option<u32>,
 
     /// Externally visible base URL (scheme://host[:port]); the MCP URL is this plus `/mcp`.
     #[arg(long, env = "PUBLIC_URL")]
@@ -157,7 +188,11 @@ pub struct Config {
 
     /// The operator's Coda API token: checked at startup; the shared child's credential.
     #[arg(long, env = "CODA_API_TOKEN", hide_env_values = true)]
-    pub coda_api_token: Option<String>,
+    pub coda_api_token: Option<Secret>,
+
+    /// A file holding CODA_API_TOKEN (Docker secrets); a trailing newline is ignored.
+    #[arg(long, env = "CODA_API_TOKEN_FILE")]
+    pub coda_api_token_file: Option<PathBuf>,
 
     /// Longest wait for Coda's whoami (milliseconds); slower counts as "Coda unavailable" (503).
     #[arg(long, env = "WHOAMI_TIMEOUT_MS", default_value_t = 5000)]
@@ -204,11 +239,20 @@ pub struct Config {
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
 
-    // --- OAuth 2.1 authorization server (issue 7; `crate::oauth`). Off unless a key is set. ---
-    /// 32 bytes (64 hex digits or base64) that encrypt stored Coda tokens; setting it turns the
-    /// OAuth endpoints on (`openssl rand -hex 32`). Unset: no OAuth endpoints, no OAuth metadata.
+    // --- OAuth 2.1 authorization server (issue 7; `crate::oauth`). On unless OAUTH=off. ---
+    /// `on` (default): OAuth sign-in for hosted clients whenever AUTH_MODE=coda. `off`: no OAuth
+    /// endpoints and no authorization server metadata.
+    #[arg(long, env = "OAUTH", value_enum, default_value = "on")]
+    pub oauth: OAuthMode,
+
+    /// 32 bytes (64 hex digits or base64) that encrypt stored Coda tokens (`openssl rand -hex 32`).
+    /// Unset: a key is generated at first start and kept beside OAUTH_DB_PATH (`<db>.key`, 0600).
     #[arg(long, env = "OAUTH_ENCRYPTION_KEY", hide_env_values = true)]
-    pub oauth_encryption_key: Option<String>,
+    pub oauth_encryption_key: Option<Secret>,
+
+    /// A file holding OAUTH_ENCRYPTION_KEY (Docker secrets); a trailing newline is ignored.
+    #[arg(long, env = "OAUTH_ENCRYPTION_KEY_FILE")]
+    pub oauth_encryption_key_file: Option<PathBuf>,
 
     /// SQLite file for OAuth clients, grants and token hashes (created on first run).
     #[arg(
@@ -352,7 +396,7 @@ impl Config {
                 ));
             }
             AuthMode::Coda => {
-                let token = self.coda_api_token.as_deref().unwrap_or("");
+                let token = self.coda_api_token.as_ref().map_or("", Secret::expose);
                 if token.trim().is_empty() {
                     return Err(bad(
                         "CODA_API_TOKEN",
@@ -373,27 +417,136 @@ impl Config {
         if !matches!(self.log_format.as_str(), "json" | "text") {
             return Err(bad("LOG_FORMAT", "must be `json` or `text`"));
         }
+        self.validate_children()?;
         self.validate_oauth()
     }
 
-    /// Whether the OAuth endpoints are served (issue 7): exactly when a key is set.
+    /// Whether the OAuth endpoints are served: unless OAUTH=off, whenever callers sign in with
+    /// Coda tokens (issue 12; without OAUTH_ENCRYPTION_KEY a key file is generated).
     pub fn oauth_enabled(&self) -> bool {
+        self.oauth == OAuthMode::On && self.auth_mode == AuthMode::Coda
+    }
+
+    /// The operator-set OAuth key, if any (blank counts as unset).
+    pub fn oauth_key(&self) -> Option<&Secret> {
         self.oauth_encryption_key
-            .as_deref()
-            .is_some_and(|k| !k.trim().is_empty())
+            .as_ref()
+            .filter(|k| !k.expose().trim().is_empty())
+    }
+
+    /// Replaces `CODA_API_TOKEN_FILE` and `OAUTH_ENCRYPTION_KEY_FILE` by the secrets they hold
+    /// (the Docker-secrets convention). Setting a secret and its file at once is refused.
+    pub fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        read_secret_file(
+            &mut self.coda_api_token,
+            self.coda_api_token_file.as_deref(),
+            "CODA_API_TOKEN",
+            "CODA_API_TOKEN_FILE",
+        )?;
+        read_secret_file(
+            &mut self.oauth_encryption_key,
+            self.oauth_encryption_key_file.as_deref(),
+            "OAUTH_ENCRYPTION_KEY",
+            "OAUTH_ENCRYPTION_KEY_FILE",
+        )
+    }
+
+    /// `CHILD_ENV` as pairs, in order; malformed entries are refused with the setting's name.
+    pub fn child_env_pairs(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        let Some(text) = self.child_env.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let mut pairs = Vec::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, value) = entry.split_once('=').ok_or_else(|| {
+                bad(
+                    "CHILD_ENV",
+                    format!("entry {:?} is not NAME=VALUE", entry_name(entry)),
+                )
+            })?;
+            let name = name.trim();
+            if !is_env_name(name) {
+                return Err(bad(
+                    "CHILD_ENV",
+                    format!("{:?} is not a variable name", entry_name(name)),
+                ));
+            }
+            pairs.push((name.to_string(), value.to_string()));
+        }
+        Ok(pairs)
+    }
+
+    /// The names CHILD_ENV_PASSTHROUGH lists (blank entries ignored).
+    pub fn child_env_passthrough_names(&self) -> impl Iterator<Item = &str> {
+        self.child_env_passthrough
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+    }
+
+    /// What children may be handed: never the gateway's own secrets, never a second copy of the
+    /// caller's token variable, and another uid only from root.
+    fn validate_children(&self) -> Result<(), ConfigError> {
+        if !is_env_name(&self.child_token_env) {
+            return Err(bad("CHILD_TOKEN_ENV", "must be a variable name"));
+        }
+        let reserved = |name: &str| name == self.child_token_env || GATEWAY_SECRETS.contains(&name);
+        for name in self.child_env_passthrough_names() {
+            if !is_env_name(name) {
+                return Err(bad(
+                    "CHILD_ENV_PASSTHROUGH",
+                    format!("{:?} is not a variable name", entry_name(name)),
+                ));
+            }
+            if reserved(name) {
+                return Err(bad(
+                    "CHILD_ENV_PASSTHROUGH",
+                    format!("must not name {name}: the gateway's secrets and the caller's token variable are never passed through"),
+                ));
+            }
+        }
+        for (name, _) in self.child_env_pairs()? {
+            if reserved(&name) {
+                return Err(bad(
+                    "CHILD_ENV",
+                    format!("must not set {name}: the gateway's secrets and the caller's token variable are not settable"),
+                ));
+            }
+        }
+        match (self.child_uid, self.child_gid) {
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(bad(
+                    "CHILD_UID",
+                    "CHILD_UID and CHILD_GID go together (a child with only one of them changed would keep root's)",
+                ));
+            }
+            (Some(_), Some(_)) => {
+                // SAFETY: geteuid(2) has no preconditions and cannot fail.
+                if unsafe { libc::geteuid() } != 0 {
+                    return Err(bad(
+                        "CHILD_UID",
+                        "needs the gateway to run as root (only root can start children as another user)",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate_oauth(&self) -> Result<(), ConfigError> {
+        if let Some(key) = self.oauth_key() {
+            crate::oauth::crypto::parse_key(key.expose())
+                .map_err(|e| bad("OAUTH_ENCRYPTION_KEY", e))?;
+            if self.auth_mode != AuthMode::Coda {
+                return Err(bad(
+                    "OAUTH_ENCRYPTION_KEY",
+                    "OAuth needs AUTH_MODE=coda (sign-in checks Coda tokens)",
+                ));
+            }
+        }
         if !self.oauth_enabled() {
             return Ok(());
-        }
-        let key = self.oauth_encryption_key.as_deref().unwrap_or("");
-        crate::oauth::crypto::parse_key(key).map_err(|e| bad("OAUTH_ENCRYPTION_KEY", e))?;
-        if self.auth_mode != AuthMode::Coda {
-            return Err(bad(
-                "OAUTH_ENCRYPTION_KEY",
-                "OAuth needs AUTH_MODE=coda (sign-in checks Coda tokens)",
-            ));
         }
         if self.oauth_db_path.trim().is_empty() {
             return Err(bad("OAUTH_DB_PATH", "must name a file"));
@@ -470,6 +623,56 @@ impl Config {
             "none",
         ])
     }
+}
+
+/// Environment variables that hold the gateway's own secrets: read once at startup, removed
+/// from the gateway's environment, and never handed to a child.
+pub const GATEWAY_SECRETS: [&str; 2] = ["CODA_API_TOKEN", "OAUTH_ENCRYPTION_KEY"];
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: what a shell (and every MCP server) can read back.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The part of a malformed CHILD_ENV entry worth echoing: never a value (it may be a secret).
+fn entry_name(entry: &str) -> String {
+    entry
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(64)
+        .collect()
+}
+
+/// Fills `value` from `file` when only the file is set; both set is refused.
+fn read_secret_file(
+    value: &mut Option<Secret>,
+    file: Option<&std::path::Path>,
+    name: &'static str,
+    file_name: &'static str,
+) -> Result<(), ConfigError> {
+    let Some(file) = file else {
+        return Ok(());
+    };
+    if value.is_some() {
+        return Err(bad(
+            file_name,
+            format!("set {name} or {file_name}, not both"),
+        ));
+    }
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| bad(file_name, format!("cannot read {}: {e}", file.display())))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.trim().is_empty() {
+        return Err(bad(file_name, format!("{} is empty", file.display())));
+    }
+    *value = Some(Secret::new(secret));
+    Ok(())
 }
 
 /// `scheme://host[:port]` with a trailing slash tolerated; returns the normalized origin.
@@ -553,23 +756,158 @@ mod tests {
     }
 
     #[test]
-    fn oauth_settings_are_checked_only_with_a_key() {
+    fn oauth_settings_are_checked_only_when_sign_in_is_on() {
         let mut config = Config::with_command("server");
         config.oauth_code_ttl_secs = 0;
-        assert!(config.validate().is_ok(), "no key: OAuth is off");
-        config.oauth_encryption_key = Some("ab".repeat(32));
+        assert!(config.validate().is_ok(), "AUTH_MODE=none: nobody signs in");
+        assert!(!config.oauth_enabled());
+        config.oauth_encryption_key = Some("ab".repeat(32).into());
         assert_eq!(
             config.validate().unwrap_err().name,
             "OAUTH_ENCRYPTION_KEY",
             "needs AUTH_MODE=coda"
         );
+        config.oauth_encryption_key = None;
         config.auth_mode = AuthMode::Coda;
         config.coda_api_token = Some("operator-token-123".into());
+        assert!(
+            config.oauth_enabled(),
+            "on by default, with or without a key"
+        );
         assert_eq!(config.validate().unwrap_err().name, "OAUTH_CODE_TTL_SECS");
+        config.oauth = OAuthMode::Off;
+        assert!(
+            config.validate().is_ok(),
+            "OAUTH=off: OAuth settings unused"
+        );
+        assert!(!config.oauth_enabled());
+        config.oauth = OAuthMode::On;
         config.oauth_code_ttl_secs = 60;
         assert!(config.validate().is_ok());
         config.oauth_encryption_key = Some("short".into());
         assert_eq!(config.validate().unwrap_err().name, "OAUTH_ENCRYPTION_KEY");
+    }
+
+    #[test]
+    fn oauth_is_on_by_default_and_off_on_request() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec![
+                "gw",
+                "--mcp-command",
+                "s",
+                "--coda-api-token",
+                "tok-1234567",
+            ];
+            args.extend_from_slice(extra);
+            Config::parse_from(args)
+        };
+        assert!(parse(&[]).oauth_enabled());
+        assert!(!parse(&["--oauth", "off"]).oauth_enabled());
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let config = Config::parse_from([
+            "gw",
+            "--mcp-command",
+            "server",
+            "--coda-api-token",
+            "operator-token-VERY-SECRET-1",
+            "--oauth-encryption-key",
+            &"5e".repeat(32),
+        ]);
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("VERY-SECRET"), "{shown}");
+        assert!(!shown.contains(&"5e".repeat(8)), "{shown}");
+        assert!(
+            shown.contains("mcp_command"),
+            "the rest still shows: {shown}"
+        );
+        let pretty = format!("{config:#?}");
+        assert!(!pretty.contains("VERY-SECRET") && !pretty.contains(&"5e".repeat(8)));
+    }
+
+    #[test]
+    fn child_env_is_name_value_pairs() {
+        let mut config = Config::with_command("server");
+        config.child_env = Some(" CODA_BASE_URL=http://x/y?a=b , EMPTY= ,".into());
+        assert_eq!(
+            config.child_env_pairs().unwrap(),
+            vec![
+                ("CODA_BASE_URL".to_string(), "http://x/y?a=b".to_string()),
+                ("EMPTY".to_string(), String::new()),
+            ]
+        );
+        assert!(config.validate().is_ok());
+        for malformed in ["JUSTANAME", "1BAD=x", "=x", "A-B=x", "OK=1,BROKEN"] {
+            config.child_env = Some(malformed.into());
+            let err = config.validate().unwrap_err();
+            assert_eq!(err.name, "CHILD_ENV", "{malformed}");
+        }
+        config.child_env = Some("SECRET_NAME_ONLY".into());
+        assert!(config.validate().is_err());
+        config.child_env = Some("OK=1,x y=hunter2".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "values are never echoed: {err}");
+        config.child_env = Some("CODA_API_TOKEN=abc".into());
+        assert_eq!(config.validate().unwrap_err().name, "CHILD_ENV");
+        config.child_env = None;
+        config.child_env_passthrough = vec!["HTTPS_PROXY".into(), " ".into()];
+        assert!(config.validate().is_ok());
+        for reserved in ["OAUTH_ENCRYPTION_KEY", "CODA_API_TOKEN", "not a name"] {
+            config.child_env_passthrough = vec![reserved.into()];
+            assert_eq!(
+                config.validate().unwrap_err().name,
+                "CHILD_ENV_PASSTHROUGH",
+                "{reserved}"
+            );
+        }
+    }
+
+    #[test]
+    fn child_uid_needs_its_gid() {
+        let mut config = Config::with_command("server");
+        config.child_uid = Some(65534);
+        assert_eq!(config.validate().unwrap_err().name, "CHILD_UID");
+        config.child_gid = Some(65534);
+        // SAFETY: geteuid(2) has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        assert_eq!(config.validate().is_ok(), root, "allowed exactly as root");
+    }
+
+    #[test]
+    fn secret_files_fill_secrets() {
+        let dir = std::env::temp_dir().join(format!("gw-secret-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "operator-token-from-file\n").unwrap();
+        let mut config = Config::with_command("server");
+        config.coda_api_token_file = Some(file.clone());
+        config.read_secret_files().unwrap();
+        assert_eq!(
+            config.coda_api_token.as_ref().map(Secret::expose),
+            Some("operator-token-from-file")
+        );
+        // Both set: refused with the file setting's name.
+        config.coda_api_token_file = Some(file.clone());
+        assert_eq!(
+            config.read_secret_files().unwrap_err().name,
+            "CODA_API_TOKEN_FILE"
+        );
+        let mut config = Config::with_command("server");
+        config.oauth_encryption_key_file = Some(dir.join("missing"));
+        assert_eq!(
+            config.read_secret_files().unwrap_err().name,
+            "OAUTH_ENCRYPTION_KEY_FILE"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        config.oauth_encryption_key_file = Some(file);
+        assert_eq!(
+            config.read_secret_files().unwrap_err().name,
+            "OAUTH_ENCRYPTION_KEY_FILE",
+            "empty"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -40,7 +40,7 @@ use crate::edge::origin::OriginPolicy;
 use crate::edge::AppState;
 use crate::identity::cache::CacheLimits;
 use crate::identity::coda::CodaClient;
-use crate::identity::{Authenticator, Secret};
+use crate::identity::Authenticator;
 use crate::ratelimit::RateLimiter;
 
 /// Runs the gateway on `listener` until `shutdown` resolves, then drains: GET streams end,
@@ -89,8 +89,7 @@ pub async fn serve_with_clock(
     let operator_credential = config
         .coda_api_token
         .clone()
-        .filter(|t| !t.trim().is_empty())
-        .map(Secret::new);
+        .filter(|t| !t.expose().trim().is_empty());
     let auth = match config.auth_mode {
         AuthMode::None => {
             tracing::warn!(
@@ -121,7 +120,7 @@ pub async fn serve_with_clock(
             Some(authenticator)
         }
     };
-    // OAuth authorization server (issue 7): None unless OAUTH_ENCRYPTION_KEY is set.
+    // OAuth authorization server (issue 7): on unless OAUTH=off or AUTH_MODE=none (issue 12).
     let oauth = oauth::OAuth::from_config(&config, oauth_clock)?;
     let minute = Duration::from_secs(60);
     let state = Arc::new(AppState {

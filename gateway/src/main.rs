@@ -11,9 +11,12 @@ use gateway::config::Config;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    harden_process();
+    let mut config = Config::parse();
+    let secrets = config.read_secret_files();
+    forget_secret_env();
     init_logs(&config);
-    if let Err(e) = config.validate() {
+    if let Err(e) = secrets.and_then(|()| config.validate()) {
         eprintln!("coda-mcp-gateway: {e}");
         return ExitCode::from(2);
     }
@@ -29,6 +32,61 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("coda-mcp-gateway: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Other processes of our uid (children included) may not ptrace us or read our memory, and no
+/// core dump holds the secrets (issue 11). It also makes /proc/<pid>/ root-owned.
+fn harden_process() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_DUMPABLE) only changes a flag of this process.
+    unsafe {
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
+            eprintln!(
+                "coda-mcp-gateway: warning: PR_SET_DUMPABLE failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+/// The secrets now live in `Config` only: removed from our environment while this is still the
+/// only thread, before the runtime (issue 11). Unsetting alone is not enough: /proc/<pid>/environ
+/// shows the environment block the kernel laid out at exec, which `unsetenv` never touches, so
+/// the original `NAME=value` strings are overwritten with zeros as well.
+fn forget_secret_env() {
+    extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    let mut originals: Vec<*mut libc::c_char> = Vec::new();
+    // SAFETY: single-threaded (no runtime, no logger threads yet); `environ` is the
+    // NULL-terminated array of NUL-terminated strings that libc maintains.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if gateway::config::GATEWAY_SECRETS.iter().any(|name| {
+                text.len() > name.len()
+                    && text.starts_with(name.as_bytes())
+                    && text[name.len()] == b'='
+            }) {
+                originals.push(*entry);
+            }
+            entry = entry.add(1);
+        }
+    }
+    for name in gateway::config::GATEWAY_SECRETS {
+        std::env::remove_var(name);
+    }
+    for string in originals {
+        // SAFETY: each pointer is a NUL-terminated string no longer referenced by `environ`
+        // (removed above); it lies in the writable exec-time block or in memory libc gave us.
+        unsafe {
+            let len = libc::strlen(string);
+            for i in 0..len {
+                std::ptr::write_volatile(string.add(i), 0);
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use gateway::config::{AuthMode, Config};
+use gateway::config::{AuthMode, Config, OAuthMode};
 use gateway::oauth::Clock;
 use mock_coda::{MockCoda, MockCodaConfig};
 use reqwest::StatusCode;
@@ -913,7 +913,7 @@ async fn tokens_survive_restarts_and_are_refused_for_another_audience() {
     let (coda, dir) = env.stop().await;
     let mut rekeyed = config(&coda, &dir);
     rekeyed.public_url = Some("https://a.example.com".into());
-    rekeyed.oauth_encryption_key = Some("ff".repeat(32));
+    rekeyed.oauth_encryption_key = Some("ff".repeat(32).into());
     let env = Env::start_with(coda, dir, rekeyed, Clock::system()).await;
     assert_eq!(env.initialize(&access).await.0, StatusCode::UNAUTHORIZED);
 }
@@ -1124,14 +1124,28 @@ async fn metadata_documents_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_key_nothing_changes() {
-    let env = Env::start(|c| c.oauth_encryption_key = None).await;
+async fn with_sign_in_off_nothing_changes() {
+    let env = Env::start(|c| {
+        c.oauth = OAuthMode::Off;
+        c.oauth_encryption_key = None;
+    })
+    .await;
+    // No authorization server exists, so none is described or named (RFC 8414 would need a
+    // non-empty response_types_supported; RFC 9728 needs only `resource`).
     let metadata = metadata_view(&env, "/.well-known/oauth-authorization-server").await;
-    assert!(
-        metadata["body"].get("token_endpoint").is_none(),
-        "{metadata}"
-    );
-    assert_eq!(metadata["body"]["grant_types_supported"], json!([]));
+    assert_eq!(metadata["status"], 404, "{metadata}");
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let resource = metadata_view(&env, path).await;
+        assert_eq!(resource["status"], 200, "{resource}");
+        assert_eq!(resource["body"]["resource"], json!(env.resource()));
+        assert!(
+            resource["body"].get("authorization_servers").is_none(),
+            "{resource}"
+        );
+    }
     for path in ["/oauth/register", "/oauth/token", "/oauth/revoke"] {
         let response = env
             .http
@@ -1142,8 +1156,8 @@ async fn without_a_key_nothing_changes() {
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
     assert!(
-        !env.dir.join("oauth.sqlite3").exists(),
-        "no database without OAuth"
+        !env.dir.join("oauth.sqlite3").exists() && !env.dir.join("oauth.sqlite3.key").exists(),
+        "no database and no key without OAuth"
     );
     // A gateway-looking token goes to Coda like any other, which refuses it.
     assert_eq!(
@@ -1151,6 +1165,66 @@ async fn without_a_key_nothing_changes() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(env.initialize(ALICE).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_key_one_is_generated_kept_private_and_reused() {
+    use std::os::unix::fs::MetadataExt;
+    let coda = mock().await;
+    let dir = scratch_dir();
+    let mut first = config(&coda, &dir);
+    first.oauth_encryption_key = None;
+    // A fixed audience, so the restarted gateway (on another port) is the same resource.
+    first.public_url = Some("https://a.example.com".into());
+    let env = Env::start_with(coda, dir, first, Clock::system()).await;
+    let key_file = env.dir.join("oauth.sqlite3.key");
+    let meta = std::fs::metadata(&key_file).expect("the key file beside OAUTH_DB_PATH");
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(gateway::oauth::crypto::parse_key(&key).is_ok());
+
+    let client_id = env.register(REDIRECT).await;
+    let pkce = pkce();
+    let page = read_page(
+        env.authorize_get(&[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", &pkce.challenge),
+            ("code_challenge_method", "S256"),
+            ("resource", "https://a.example.com/mcp"),
+        ])
+        .await,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let (_, params) = location(&env.approve(&page, ALICE, "approve").await);
+    let (status, tokens) = env
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &params["code"]),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client_id),
+            ("code_verifier", &pkce.verifier),
+            ("resource", "https://a.example.com/mcp"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = field(&tokens, "access_token");
+    assert_eq!(env.initialize(&access).await.0, StatusCode::OK);
+    let audit = env.audit();
+    assert!(!audit.contains(key.trim()), "the key is never audited");
+
+    // The next start reads the same key, so what was stored still opens.
+    let (coda, dir) = env.stop().await;
+    let mut again = config(&coda, &dir);
+    again.oauth_encryption_key = None;
+    again.public_url = Some("https://a.example.com".into());
+    let env = Env::start_with(coda, dir, again, Clock::system()).await;
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    let (status, _, child) = env.initialize(&access).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(child.as_deref(), Some(fingerprint(ALICE).as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Where routers come from: a dedicated child per session, or the one shared child.
 //! Counts children against MAX_CHILDREN.
 
+use std::ffi::OsString;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use tokio::sync::Mutex;
 
 use super::channel::{BufferLimits, Channel};
 use super::router::{ExitHook, Router, Sharing};
-use crate::config::{split_command, Config};
+use crate::config::{split_command, Config, GATEWAY_SECRETS};
 use crate::identity::Secret;
 use crate::metrics::METRICS;
 use crate::upstream::{self, ChildSpec};
@@ -55,9 +56,10 @@ impl Spawner {
             base: ChildSpec {
                 argv,
                 shell: config.mcp_command_shell,
-                env: Vec::new(),
-                // The operator's token never leaks into a child by inheritance.
-                env_remove: vec!["CODA_API_TOKEN".into(), config.child_token_env.clone()],
+                env: child_env(config, std::env::vars_os()),
+                credential: None,
+                uid: config.child_uid,
+                gid: config.child_gid,
                 max_line_bytes: config.max_line_bytes,
                 stderr_lines_per_sec: config.child_stderr_lines_per_sec,
                 kill_grace: config.kill_grace(),
@@ -95,10 +97,7 @@ impl Spawner {
     ) -> Result<Arc<Router>, SpawnFailure> {
         let mut spec = self.base.clone();
         spec.label = label.to_string();
-        if let Some(secret) = credential {
-            spec.env
-                .push((self.credential_env.clone(), secret.expose().to_string()));
-        }
+        spec.credential = credential.map(|secret| (self.credential_env.clone(), secret.clone()));
         self.spawn(spec, Sharing::Dedicated, Some(home), on_exit)
     }
 
@@ -148,10 +147,7 @@ impl Spawner {
         }
         let mut spec = self.base.clone();
         spec.label = "shared".into();
-        if let Some(secret) = credential {
-            spec.env
-                .push((self.credential_env.clone(), secret.expose().to_string()));
-        }
+        spec.credential = credential.map(|secret| (self.credential_env.clone(), secret.clone()));
         let channel = self.new_channel(0);
         let router = self.spawn(spec, Sharing::Shared, None, Box::new(|report| {
             tracing::error!(reason = %report.reason, last_stderr = ?report.last_stderr, "the shared MCP server exited; it is restarted on the next initialize");
@@ -199,6 +195,33 @@ impl Spawner {
             shared.router.child().terminate().await;
         }
     }
+}
+
+/// Variables every child gets (issue 11): the allow-list (PATH, HOME, LANG, LC_*, TZ) and
+/// CHILD_ENV_PASSTHROUGH from the gateway's environment `vars`, then CHILD_ENV on top. Nothing
+/// else is inherited: a child never sees OAUTH_ENCRYPTION_KEY, OAUTH_DB_PATH or any other
+/// secret the gateway was started with. The caller's token is added per child.
+pub fn child_env(
+    config: &Config,
+    vars: impl Iterator<Item = (OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    let passthrough: Vec<&str> = config.child_env_passthrough_names().collect();
+    let allowed = |name: &str| {
+        !GATEWAY_SECRETS.contains(&name)
+            && name != config.child_token_env
+            && (matches!(name, "PATH" | "HOME" | "LANG" | "TZ")
+                || name.starts_with("LC_")
+                || passthrough.contains(&name))
+    };
+    let mut env: Vec<(OsString, OsString)> = vars
+        .filter(|(name, _)| name.to_str().is_some_and(allowed))
+        .collect();
+    // Validated at startup; a pair that does not parse here was refused there.
+    for (name, value) in config.child_env_pairs().unwrap_or_default() {
+        env.retain(|(existing, _)| existing.to_str() != Some(name.as_str()));
+        env.push((name.into(), value.into()));
+    }
+    env
 }
 
 /// One request from the gateway itself to a child; the result, or why there is none.
@@ -249,5 +272,79 @@ pub async fn request(
         _ => Err(SpawnFailure::Initialize(format!(
             "malformed answer to {method}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Iterator<Item = (OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn children_get_the_allow_list_only() {
+        let mut config = Config::with_command("server");
+        config.child_env_passthrough = vec!["HTTPS_PROXY".into()];
+        config.child_env = Some("CODA_BASE_URL=http://127.0.0.1:9/apis/v1,TZ=UTC".into());
+        let env = child_env(
+            &config,
+            vars(&[
+                ("PATH", "/bin"),
+                ("HOME", "/home/gw"),
+                ("LANG", "C.UTF-8"),
+                ("LC_ALL", "C"),
+                ("TZ", "Europe/Paris"),
+                ("HTTPS_PROXY", "http://proxy"),
+                ("SOME_SECRET", "s3cret"),
+                ("OAUTH_ENCRYPTION_KEY", "k"),
+                ("OAUTH_DB_PATH", "/data/db"),
+                ("CODA_API_TOKEN", "operator"),
+                ("RUST_LOG", "debug"),
+            ]),
+        );
+        let shown: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        let names: Vec<&str> = shown.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "PATH",
+                "HOME",
+                "LANG",
+                "LC_ALL",
+                "HTTPS_PROXY",
+                "CODA_BASE_URL",
+                "TZ"
+            ]
+        );
+        assert!(
+            shown.contains(&("TZ".into(), "UTC".into())),
+            "CHILD_ENV wins"
+        );
+    }
+
+    #[test]
+    fn a_spec_shows_no_credential() {
+        let mut config = Config::with_command("server");
+        config.child_env = Some("API_KEY=VALUE-NOT-SHOWN".into());
+        let spawner = Spawner::new(&config);
+        let mut spec = spawner.base.clone();
+        spec.credential = Some(("CODA_API_TOKEN".into(), Secret::new("caller-TOKEN-xyz")));
+        let shown = format!("{spec:?}");
+        assert!(!shown.contains("caller-TOKEN") && !shown.contains("VALUE-NOT-SHOWN"));
+        assert!(shown.contains("API_KEY"), "{shown}");
     }
 }

@@ -1,5 +1,12 @@
 //! OAuth discovery without auth: RFC 9728 protected resource metadata (at both well-known paths)
 //! and RFC 8414 authorization server metadata. Only endpoints this deployment serves are named.
+//!
+//! With sign-in off (`OAUTH=off` or `AUTH_MODE=none`) there is no authorization server: the
+//! protected resource document names none (`authorization_servers` is optional in RFC 9728 §2,
+//! `resource` is its only required member), and the authorization server document is 404. An
+//! RFC 8414 document must list a non-empty `response_types_supported` and an
+//! `authorization_endpoint` for the code flow; there is nothing truthful to put there, and an
+//! empty one (what this used to serve) is invalid and sends clients into a dead end.
 
 use std::sync::Arc;
 
@@ -23,36 +30,43 @@ pub async fn protected_resource(
     request: Request,
 ) -> Json<Value> {
     let base = base_of(&state, &request);
-    Json(json!({
+    let mut document = json!({
         "resource": format!("{base}/mcp"),
         "authorization_servers": [base],
         "bearer_methods_supported": ["header"],
         "scopes_supported": [SCOPE],
         "resource_name": state.config.service_name,
-    }))
+    });
+    if state.oauth.is_none() {
+        if let Some(map) = document.as_object_mut() {
+            map.remove("authorization_servers");
+        }
+    }
+    Json(document)
 }
 
 pub async fn authorization_server(
     State(state): State<Arc<AppState>>,
     request: Request,
-) -> Json<Value> {
+) -> Response {
     let base = base_of(&state, &request);
     // OAuth on (issue 7): exactly the endpoints `crate::oauth` serves.
     if let Some(oauth) = &state.oauth {
         return Json(crate::oauth::metadata::authorization_server(
             &base,
             &oauth.settings,
-        ));
+        ))
+        .into_response();
     }
-    // Coda API tokens are pasted, not granted: until the OAuth endpoints exist there is no
-    // grant to advertise, and naming endpoints we do not serve would send clients astray.
-    Json(json!({
-        "issuer": base,
-        "response_types_supported": [],
-        "grant_types_supported": [],
-        "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": [SCOPE],
-    }))
+    // Sign-in off: no authorization server exists here (see the module comment).
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({
+            "error": "not_found",
+            "error_description": "this gateway runs no OAuth authorization server (sign-in is off); send a Coda API token as the bearer token",
+        })),
+    )
+        .into_response()
 }
 
 fn base_of(state: &AppState, request: &Request) -> String {

@@ -14,12 +14,15 @@
 //!   `POST /oauth/revoke`; [`page`]: the authorize page; [`metadata`]: RFC 8414 metadata;
 //!   [`cimd`]: client ID metadata documents.
 //!
-//! Everything is off unless `OAUTH_ENCRYPTION_KEY` is set: no routes, no metadata, no hook.
+//! On by default with `AUTH_MODE=coda` (issue 12); without `OAUTH_ENCRYPTION_KEY` the key is
+//! generated into a file beside the database ([`keyfile`]). `OAUTH=off`: no routes, no
+//! authorization server metadata, no hook.
 
 pub mod cimd;
 pub mod crypto;
 mod error;
 mod handlers;
+pub mod keyfile;
 pub mod metadata;
 mod page;
 pub mod store;
@@ -115,17 +118,23 @@ impl std::fmt::Debug for OAuth {
 }
 
 impl OAuth {
-    /// The OAuth server for `config`, or None when `OAUTH_ENCRYPTION_KEY` is unset. Opens (and
-    /// creates or migrates) the database.
+    /// The OAuth server for `config`, or None when sign-in is off (`OAUTH=off`, or
+    /// `AUTH_MODE=none`). Opens (and creates or migrates) the database; without
+    /// `OAUTH_ENCRYPTION_KEY`, reads or generates the key file beside it.
     pub fn from_config(config: &Config, clock: Clock) -> anyhow::Result<Option<Arc<OAuth>>> {
         if !config.oauth_enabled() {
             return Ok(None);
         }
-        let key = crypto::parse_key(config.oauth_encryption_key.as_deref().unwrap_or(""))
-            .map_err(|e| anyhow::anyhow!("OAUTH_ENCRYPTION_KEY {e}"))?;
-        let store = Store::open(Path::new(&config.oauth_db_path)).map_err(|e| {
+        let db_path = Path::new(&config.oauth_db_path);
+        let store = Store::open(db_path).map_err(|e| {
             anyhow::anyhow!("cannot open OAUTH_DB_PATH {:?}: {e}", config.oauth_db_path)
         })?;
+        let key_text = match config.oauth_key() {
+            Some(key) => key.clone(),
+            None => keyfile::load_or_create(db_path)?,
+        };
+        let key = crypto::parse_key(key_text.expose())
+            .map_err(|e| anyhow::anyhow!("OAUTH_ENCRYPTION_KEY {e}"))?;
         let settings = Settings {
             code_ttl: config.oauth_code_ttl_secs as i64,
             access_ttl: config.oauth_access_token_ttl_secs as i64,

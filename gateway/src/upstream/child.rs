@@ -1,6 +1,7 @@
 //! One supervised child process: spawned in its own process group, stdin fed from a bounded queue,
 //! stdout read as bounded lines, stderr drained, exit observed, ended as a group.
 
+use std::ffi::OsString;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -11,25 +12,48 @@ use tokio::sync::{mpsc, watch};
 
 use super::lines::{read_bounded_line, LineRead};
 use super::stderr::{drain, StderrTail};
+use crate::identity::Secret;
 
 /// Messages queued for a child's stdin before senders wait.
 const STDIN_QUEUE: usize = 1024;
 
 /// How to start a child.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ChildSpec {
     /// Program and arguments (or a single shell line when `shell` is set).
     pub argv: Vec<String>,
     pub shell: bool,
-    /// Variables set for the child (credentials go here, never in argv).
-    pub env: Vec<(String, String)>,
-    /// Variables removed from the inherited environment (the operator's secrets).
-    pub env_remove: Vec<String>,
+    /// The child's whole environment besides its credential: it inherits nothing (issue 11),
+    /// so the gateway's secrets and anything else in its environment stay out of the child.
+    pub env: Vec<(OsString, OsString)>,
+    /// The caller's token and the variable it goes in (never argv).
+    pub credential: Option<(String, Secret)>,
+    /// User and group the child runs as (CHILD_UID/CHILD_GID; the gateway is then root).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
     pub max_line_bytes: usize,
     pub stderr_lines_per_sec: u32,
     pub kill_grace: Duration,
     /// A short tag for logs (a session id prefix, or `shared`).
     pub label: String,
+}
+
+/// Names only: values of passed-through variables may be secrets the operator chose to hand on,
+/// and the credential shows as its fingerprint.
+impl std::fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.env.iter().map(|(name, _)| name).collect();
+        f.debug_struct("ChildSpec")
+            .field("argv", &self.argv)
+            .field("shell", &self.shell)
+            .field("env_names", &names)
+            .field("credential", &self.credential)
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
+            .field("max_line_bytes", &self.max_line_bytes)
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,11 +96,21 @@ pub fn spawn(spec: ChildSpec) -> Result<(Child, Lines), SpawnError> {
         command.args(args);
         command
     };
-    for name in &spec.env_remove {
-        command.env_remove(name);
+    command
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if let Some((name, secret)) = &spec.credential {
+        command.env(name, secret.expose());
+    }
+    // Group first: once the uid is dropped the group can no longer be changed. With a uid set,
+    // std also drops root's supplementary groups before exec.
+    if let Some(gid) = spec.gid {
+        command.gid(gid);
+    }
+    if let Some(uid) = spec.uid {
+        command.uid(uid);
     }
     command
-        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
