@@ -456,6 +456,7 @@ first_line gateway gateway_line env -i PATH="$PATH" \
     SERVICE_NAME=coda-mcp SERVICE_VERSION=0.1.0 LOG_FORMAT=json AUDIT_LOG=stdout \
     PUBLIC_URL=https://coda.example.com ALLOWED_USERS=alice@example.com \
     TRUSTED_PROXIES=172.28.0.10 SHUTDOWN_GRACE_SECS=10 SSE_KEEPALIVE_SECS=1 \
+    OAUTH_DB_PATH="$scratch/oauth.sqlite3" \
     "$gateway_bin"
 gateway_pid="$gateway_line_PID"
 case "$gateway_line" in

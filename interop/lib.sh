@@ -95,8 +95,11 @@ npm_ready() {
 start_gateway() {
     local logdir="$1" _gw_line="" _gw_line_PID=""
     shift
+    # OAuth sign-in is on by default with AUTH_MODE=coda: its database and generated key go to
+    # LOGDIR, never the caller's working directory (callers may override OAUTH_DB_PATH).
     first_line "$logdir" gateway _gw_line \
-        env HOST=127.0.0.1 PORT=0 MCP_COMMAND="$fake_bin" "$@" "$gateway_bin"
+        env HOST=127.0.0.1 PORT=0 MCP_COMMAND="$fake_bin" OAUTH_DB_PATH="$logdir/oauth.sqlite3" \
+        "$@" "$gateway_bin"
     GATEWAY_PID="$_gw_line_PID"
     case "$_gw_line" in
     "coda-mcp-gateway listening on http://127.0.0.1:"*/mcp) GATEWAY_URL="${_gw_line##* }" ;;
