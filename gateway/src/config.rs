@@ -659,7 +659,11 @@ fn read_secret_file(
     let Some(file) = file else {
         return Ok(());
     };
-    if value.is_some() {
+    // A blank variable counts as unset (compose files pass `${VAR:-}` through).
+    if value
+        .as_ref()
+        .is_some_and(|v| !v.expose().trim().is_empty())
+    {
         return Err(bad(
             file_name,
             format!("set {name} or {file_name}, not both"),
@@ -888,7 +892,11 @@ mod tests {
             config.coda_api_token.as_ref().map(Secret::expose),
             Some("operator-token-from-file")
         );
-        // Both set: refused with the file setting's name.
+        // Both set: refused with the file setting's name (a blank variable counts as unset).
+        let mut blank = Config::with_command("server");
+        blank.coda_api_token = Some("".into());
+        blank.coda_api_token_file = Some(file.clone());
+        assert!(blank.read_secret_files().is_ok());
         config.coda_api_token_file = Some(file.clone());
         assert_eq!(
             config.read_secret_files().unwrap_err().name,
