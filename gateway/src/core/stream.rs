@@ -5,7 +5,7 @@
 //! channel. Nothing is queued per consumer, so a slow or vanished client costs at most the buffer.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -34,7 +34,9 @@ pub struct EventStream {
     id: u64,
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
-    attached: AtomicBool,
+    /// The connection reading the stream: 0 for none, else the ticket it attached with.
+    holder: AtomicU64,
+    next_ticket: AtomicU64,
     primings: std::sync::atomic::AtomicU64,
 }
 
@@ -71,7 +73,8 @@ impl EventStream {
                 done: false,
             }),
             changed: watch::channel(0).0,
-            attached: AtomicBool::new(false),
+            holder: AtomicU64::new(0),
+            next_ticket: AtomicU64::new(1),
             primings: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -154,6 +157,17 @@ impl EventStream {
         }
     }
 
+    /// Whether everything after `after` is still kept, so a resume from there has no gap.
+    pub fn can_resume_after(&self, after: u64) -> bool {
+        let inner = self.lock();
+        let first_kept = inner
+            .events
+            .front()
+            .map(|e| e.seq)
+            .unwrap_or(inner.next_seq);
+        after + 1 >= first_kept && after < inner.next_seq
+    }
+
     /// A receiver woken on every change (push or finish).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
@@ -161,15 +175,36 @@ impl EventStream {
 
     /// Claims the stream for one connection; false when another connection holds it.
     pub fn try_attach(&self) -> bool {
-        !self.attached.swap(true, Ordering::AcqRel)
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        self.holder
+            .compare_exchange(0, ticket, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Claims the stream for a new connection even if another holds it (a resume with
+    /// `Last-Event-ID` whose old connection broke without the gateway noticing); the old reader
+    /// sees [`EventStream::holder`] change and ends.
+    pub fn take_over(&self) -> u64 {
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        self.holder.store(ticket, Ordering::Release);
+        self.changed.send_modify(|_| {});
+        ticket
+    }
+
+    /// The ticket of the connection holding the stream (0: none).
+    pub fn holder(&self) -> u64 {
+        self.holder.load(Ordering::Acquire)
     }
 
     pub fn is_attached(&self) -> bool {
-        self.attached.load(Ordering::Acquire)
+        self.holder() != 0
     }
 
-    pub fn detach(&self) {
-        self.attached.store(false, Ordering::Release);
+    /// Releases the claim of the connection with `ticket`; a later holder keeps its own.
+    pub fn detach(&self, ticket: u64) {
+        let _ = self
+            .holder
+            .compare_exchange(ticket, 0, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// The SSE event id of an event of this stream: it names the stream, so a resume finds it.
@@ -242,8 +277,30 @@ mod tests {
     fn only_one_consumer() {
         let stream = EventStream::new(0, 4, 0);
         assert!(stream.try_attach());
+        let first = stream.holder();
         assert!(!stream.try_attach());
-        stream.detach();
+        stream.detach(first);
         assert!(stream.try_attach());
+    }
+
+    #[test]
+    fn a_take_over_moves_the_claim_and_the_old_holder_cannot_release_it() {
+        let stream = EventStream::new(0, 4, 0);
+        assert!(stream.try_attach());
+        let old = stream.holder();
+        let mut woken = stream.subscribe();
+        let new = stream.take_over();
+        assert_ne!(old, new);
+        assert_eq!(stream.holder(), new);
+        assert!(woken.has_changed().unwrap(), "the old reader is woken");
+        stream.detach(old);
+        assert_eq!(
+            stream.holder(),
+            new,
+            "the old reader's end leaves the new claim"
+        );
+        assert!(!stream.try_attach());
+        stream.detach(new);
+        assert!(!stream.is_attached());
     }
 }
