@@ -6,10 +6,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use tokio::sync::watch;
+
+use super::replay::ReplayBudget;
 
 /// One message on a stream. `seq` starts at 1; 0 names the priming event.
 #[derive(Clone, Debug)]
@@ -32,11 +34,15 @@ pub struct Pending {
 
 pub struct EventStream {
     id: u64,
+    /// Unique in the process (ids are per session): the replay budget's key.
+    uid: u64,
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
     /// The connection reading the stream: 0 for none, else the ticket it attached with.
     holder: AtomicU64,
     next_ticket: AtomicU64,
+    /// Some connection has read the stream (a finished stream nobody read yet is about to be).
+    was_read: std::sync::atomic::AtomicBool,
     primings: std::sync::atomic::AtomicU64,
 }
 
@@ -49,7 +55,22 @@ struct Inner {
     max_bytes: usize,
     finals_remaining: usize,
     done: bool,
+    /// The final chunk was handed to a connection (request streams).
+    delivered: bool,
+    /// The replay budget dropped the events: the stream cannot be resumed.
+    discarded: bool,
+    /// The budget that counts this stream once it is finished (set when a channel retains it).
+    link: Option<Link>,
 }
+
+#[derive(Clone)]
+struct Link {
+    budget: Weak<ReplayBudget>,
+    stream: Weak<EventStream>,
+    session: u64,
+}
+
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
 impl EventStream {
     /// A stream that ends after `finals` responses (0: never ends by itself, as the GET stream),
@@ -63,6 +84,7 @@ impl EventStream {
     pub fn bounded(id: u64, capacity: usize, max_bytes: usize, finals: usize) -> EventStream {
         EventStream {
             id,
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             inner: Mutex::new(Inner {
                 next_seq: 1,
                 events: VecDeque::new(),
@@ -71,16 +93,93 @@ impl EventStream {
                 max_bytes,
                 finals_remaining: finals,
                 done: false,
+                delivered: false,
+                discarded: false,
+                link: None,
             }),
             changed: watch::channel(0).0,
             holder: AtomicU64::new(0),
             next_ticket: AtomicU64::new(1),
+            was_read: std::sync::atomic::AtomicBool::new(false),
             primings: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    pub fn uid(&self) -> u64 {
+        self.uid
+    }
+
+    /// Has `budget` count this stream against `session` once it is finished (now, if it is).
+    pub fn link(self: &Arc<Self>, budget: &Arc<ReplayBudget>, session: u64) {
+        let done = {
+            let mut inner = self.lock();
+            inner.link = Some(Link {
+                budget: Arc::downgrade(budget),
+                stream: Arc::downgrade(self),
+                session,
+            });
+            inner.done
+        };
+        if done {
+            budget.settle(self, session);
+        }
+    }
+
+    /// No budget counts this stream any more (its channel let it go).
+    pub fn unlink(&self) {
+        self.lock().link = None;
+    }
+
+    /// Tells the linked budget the stream finished. Called without the stream's lock.
+    fn settle(link: Option<Link>) {
+        if let Some(link) = link {
+            if let (Some(budget), Some(stream)) = (link.budget.upgrade(), link.stream.upgrade()) {
+                budget.settle(&stream, link.session);
+            }
+        }
+    }
+
+    /// Bytes of the events kept now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// The response was handed to a connection: the resume window starts.
+    pub fn mark_delivered(&self) {
+        let link = {
+            let mut inner = self.lock();
+            inner.delivered = true;
+            inner.link.clone()
+        };
+        if let Some(link) = link {
+            if let Some(budget) = link.budget.upgrade() {
+                budget.delivered(self, link.session);
+            }
+        }
+    }
+
+    pub fn is_delivered(&self) -> bool {
+        self.lock().delivered
+    }
+
+    /// Releases the events for good (replay budget, resume window); a reader sees a gap.
+    pub fn discard(&self) {
+        {
+            let mut inner = self.lock();
+            inner.events = VecDeque::new();
+            inner.bytes = 0;
+            inner.discarded = true;
+            inner.done = true;
+        }
+        self.changed.send_modify(|_| {});
+    }
+
+    pub fn is_discarded(&self) -> bool {
+        self.lock().discarded
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -109,14 +208,18 @@ impl EventStream {
                     inner.bytes -= old.data.len();
                 }
             }
+            let mut finished = None;
             if is_final && inner.finals_remaining > 0 {
                 inner.finals_remaining -= 1;
                 if inner.finals_remaining == 0 {
                     inner.done = true;
+                    finished = inner.link.clone();
                 }
             }
-            seq
+            (seq, finished)
         };
+        let (seq, finished) = seq;
+        EventStream::settle(finished);
         self.changed.send_replace(seq);
         true
     }
@@ -126,7 +229,9 @@ impl EventStream {
         let mut inner = self.lock();
         if !inner.done {
             inner.done = true;
+            let link = inner.link.clone();
             drop(inner);
+            EventStream::settle(link);
             self.changed.send_modify(|_| {});
         }
     }
@@ -160,6 +265,9 @@ impl EventStream {
     /// Whether everything after `after` is still kept, so a resume from there has no gap.
     pub fn can_resume_after(&self, after: u64) -> bool {
         let inner = self.lock();
+        if inner.discarded {
+            return false;
+        }
         let first_kept = inner
             .events
             .front()
@@ -176,9 +284,19 @@ impl EventStream {
     /// Claims the stream for one connection; false when another connection holds it.
     pub fn try_attach(&self) -> bool {
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
-        self.holder
+        let attached = self
+            .holder
             .compare_exchange(0, ticket, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        if attached {
+            self.was_read.store(true, Ordering::Release);
+        }
+        attached
+    }
+
+    /// Whether some connection has attached to the stream at some point.
+    pub fn was_read(&self) -> bool {
+        self.was_read.load(Ordering::Acquire)
     }
 
     /// Claims the stream for a new connection even if another holds it (a resume with
@@ -187,6 +305,7 @@ impl EventStream {
     pub fn take_over(&self) -> u64 {
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         self.holder.store(ticket, Ordering::Release);
+        self.was_read.store(true, Ordering::Release);
         self.changed.send_modify(|_| {});
         ticket
     }
@@ -288,7 +407,7 @@ mod tests {
         let stream = EventStream::new(0, 4, 0);
         assert!(stream.try_attach());
         let old = stream.holder();
-        let mut woken = stream.subscribe();
+        let woken = stream.subscribe();
         let new = stream.take_over();
         assert_ne!(old, new);
         assert_eq!(stream.holder(), new);

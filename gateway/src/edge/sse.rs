@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::watch;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
-use crate::core::channel::Channel;
+use crate::core::channel::{Channel, STANDALONE};
 use crate::core::stream::EventStream;
 use crate::metrics::METRICS;
 
@@ -154,6 +154,10 @@ async fn next_chunk(state: &mut State) -> Option<Bytes> {
             if pending.done {
                 // Everything is out: end after this chunk.
                 state.ended = true;
+                if state.spec.stream.id() != STANDALONE {
+                    // The response's resume window starts (the replay budget drops it after).
+                    state.spec.stream.mark_delivered();
+                }
             }
             return Some(out.freeze());
         }
