@@ -214,7 +214,7 @@ mod tests {
         assert!(stream.try_attach());
         stream.push(Bytes::from_static(b"answer"), true);
         assert_eq!(replay.total_bytes(), 6, "counted once finished");
-        stream.mark_delivered();
+        stream.mark_delivered(stream.holder());
         stream.detach(stream.holder());
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert!(channel.find(stream.id()).is_some());

@@ -185,7 +185,14 @@ impl ReplayBudget {
             }
             ledger.expiry.pop_front();
             if let Some(ticket) = ledger.tickets.get(&uid).copied() {
-                drop_stream(ledger, ticket);
+                if droppable(ledger, ticket) {
+                    drop_stream(ledger, ticket);
+                } else {
+                    // A resume is replaying it right now: look again one window later.
+                    ledger
+                        .expiry
+                        .push_back((now + self.limits.resume_window, uid));
+                }
             }
         }
     }
@@ -238,12 +245,10 @@ impl Drop for ReplayBudget {
     }
 }
 
-/// A stream may be dropped once its response was handed to a connection, or once the
-/// connection that read it went away. Never while it is being written, nor before its connection
-/// attached (a POST answer is retained just before its reader takes it).
+/// A stream may be dropped unless a reader would be cut short ([`EventStream::can_discard`]).
 fn droppable(ledger: &Ledger, ticket: u64) -> bool {
     match ledger.held.get(&ticket).and_then(|h| h.stream.upgrade()) {
-        Some(stream) => stream.is_delivered() || (stream.was_read() && !stream.is_attached()),
+        Some(stream) => stream.can_discard(),
         None => true,
     }
 }
@@ -371,7 +376,7 @@ mod tests {
         );
         assert!(b.is_discarded(), "the one that can go goes, newest or not");
         // Once a's response is out, the budget applies to it too.
-        a.mark_delivered();
+        a.mark_delivered(a.holder());
         budget.delivered(&a, 1);
         assert!(a.is_discarded());
         assert_eq!(budget.total_bytes(), 4, "only the unread answer is left");
@@ -383,7 +388,7 @@ mod tests {
         let (delivered, undelivered) = (finished(1, 4), finished(2, 4));
         budget.settle(&delivered, 1);
         budget.settle(&undelivered, 1);
-        delivered.mark_delivered();
+        delivered.mark_delivered(0);
         budget.delivered(&delivered, 1);
         tokio::time::sleep(Duration::from_secs(59)).await;
         budget.sweep();
@@ -399,6 +404,22 @@ mod tests {
             "a response nobody received stays resumable"
         );
         assert_eq!(budget.total_bytes(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resume_being_replayed_outlasts_the_window() {
+        let budget = ReplayBudget::new(limits(1000, 1000, 60));
+        let stream = finished(1, 4);
+        budget.settle(&stream, 1);
+        stream.mark_delivered(0);
+        budget.delivered(&stream, 1);
+        assert!(stream.try_attach(), "a resume reads it again");
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        budget.sweep();
+        assert!(!stream.is_discarded(), "not cut while it is being replayed");
+        stream.detach(stream.holder());
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert!(stream.is_discarded(), "dropped one window later");
     }
 
     #[tokio::test(start_paused = true)]

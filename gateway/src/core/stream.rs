@@ -57,6 +57,8 @@ struct Inner {
     done: bool,
     /// The final chunk was handed to a connection (request streams).
     delivered: bool,
+    /// The ticket of the connection that delivered it last (0: none).
+    delivered_by: u64,
     /// The replay budget dropped the events: the stream cannot be resumed.
     discarded: bool,
     /// The budget that counts this stream once it is finished (set when a channel retains it).
@@ -94,6 +96,7 @@ impl EventStream {
                 finals_remaining: finals,
                 done: false,
                 delivered: false,
+                delivered_by: 0,
                 discarded: false,
                 link: None,
             }),
@@ -148,17 +151,31 @@ impl EventStream {
         self.lock().bytes
     }
 
-    /// The response was handed to a connection: the resume window starts.
-    pub fn mark_delivered(&self) {
+    /// The response was handed to the connection attached with `ticket`: the resume window
+    /// starts.
+    pub fn mark_delivered(&self, ticket: u64) {
         let link = {
             let mut inner = self.lock();
             inner.delivered = true;
+            inner.delivered_by = ticket;
             inner.link.clone()
         };
         if let Some(link) = link {
             if let Some(budget) = link.budget.upgrade() {
                 budget.delivered(self, link.session);
             }
+        }
+    }
+
+    /// Whether the events may be released now without cutting a reader short: no connection
+    /// holds the stream (and one did: a POST answer is retained just before its reader attaches),
+    /// or the one holding it has already been handed the end.
+    pub fn can_discard(&self) -> bool {
+        let holder = self.holder();
+        if holder == 0 {
+            self.was_read()
+        } else {
+            self.lock().delivered_by == holder
         }
     }
 

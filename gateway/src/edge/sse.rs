@@ -156,7 +156,7 @@ async fn next_chunk(state: &mut State) -> Option<Bytes> {
                 state.ended = true;
                 if state.spec.stream.id() != STANDALONE {
                     // The response's resume window starts (the replay budget drops it after).
-                    state.spec.stream.mark_delivered();
+                    state.spec.stream.mark_delivered(state.attachment.ticket);
                 }
             }
             return Some(out.freeze());
