@@ -129,6 +129,25 @@ pub struct Config {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Time a client has to send a request's headers, counted from the connection's start or from
+    /// the end of its previous request; slower connections are closed (seconds).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Time a kept-alive connection may sit between requests before the gateway closes it (seconds).
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_idle_timeout_secs: u64,
+
+    /// Time a client has to send a whole request body, from the end of its headers; the
+    /// connection is closed beyond it (seconds).
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_read_timeout_secs: u64,
+
+    /// Most open client connections; beyond it new ones are accepted and closed at once. Never
+    /// more than half the process's open-file limit, so children and Coda calls keep theirs.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
     /// Longest line the child may write on stdout in bytes; beyond it the child is treated as broken.
     #[arg(long, env = "MAX_LINE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_line_bytes: usize,
@@ -148,6 +167,20 @@ pub struct Config {
     /// Bytes of events kept per SSE stream for replay (the newest event always stays).
     #[arg(long, env = "SSE_REPLAY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub sse_replay_bytes: usize,
+
+    /// Bytes of finished request streams one session keeps for `Last-Event-ID` (oldest dropped first).
+    #[arg(long, env = "SSE_REPLAY_SESSION_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub sse_replay_session_bytes: usize,
+
+    /// Bytes of finished request streams the whole gateway keeps for `Last-Event-ID` (oldest
+    /// dropped first, whichever session they belong to).
+    #[arg(long, env = "SSE_REPLAY_TOTAL_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub sse_replay_total_bytes: usize,
+
+    /// How long a request stream stays resumable after its response was written to a connection
+    /// (seconds); then its buffer is dropped.
+    #[arg(long, env = "SSE_RESUME_WINDOW_SECS", default_value_t = 60)]
+    pub sse_resume_window_secs: u64,
 
     /// Messages for the standalone GET stream kept while no GET stream is open.
     #[arg(long, env = "SSE_PENDING_EVENTS", default_value_t = 256)]
@@ -336,6 +369,16 @@ impl Config {
             ),
             ("MAX_BODY_BYTES", self.max_body_bytes as u64),
             ("MAX_LINE_BYTES", self.max_line_bytes as u64),
+            ("HEADER_READ_TIMEOUT_SECS", self.header_read_timeout_secs),
+            ("HTTP_IDLE_TIMEOUT_SECS", self.http_idle_timeout_secs),
+            ("BODY_READ_TIMEOUT_SECS", self.body_read_timeout_secs),
+            ("MAX_CONNECTIONS", self.max_connections as u64),
+            (
+                "SSE_REPLAY_SESSION_BYTES",
+                self.sse_replay_session_bytes as u64,
+            ),
+            ("SSE_REPLAY_TOTAL_BYTES", self.sse_replay_total_bytes as u64),
+            ("SSE_RESUME_WINDOW_SECS", self.sse_resume_window_secs),
             ("CALL_TIMEOUT_SECS", self.call_timeout_secs),
             ("SSE_KEEPALIVE_SECS", self.sse_keepalive_secs),
             ("SSE_REPLAY_EVENTS", self.sse_replay_events as u64),

@@ -19,11 +19,11 @@ pub mod metrics;
 pub mod oauth;
 pub mod protocol;
 pub mod ratelimit;
+pub mod server;
 pub mod timefmt;
 pub mod upstream;
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -151,22 +151,21 @@ pub async fn serve_with_clock(
     tokio::spawn(store.clone().run_reaper(stop_rx.clone()));
 
     let app = edge::app(state.clone());
-    let mut stopped = stop_rx.clone();
-    let server = axum::serve(
+    // Our own accept loop (issue 11): header, idle and body timeouts and a connection cap, so slow
+    // clients cannot hold every file descriptor.
+    let server = server::run(
+        app,
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    })
-    .into_future();
+        server::ConnLimits::from_config(&state.config),
+        stop_rx.clone(),
+    );
     // Ready before the server task runs: connections wait in the backlog, and nothing can be
     // audited on stdout ahead of the ready line.
     on_ready();
     let mut server = tokio::spawn(server);
     tokio::select! {
         result = &mut server => {
-            result.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+            result.context("the HTTP server task failed")?;
         }
         _ = shutdown => {
             tracing::info!("shutting down: no new connections; in-flight calls get the grace period");

@@ -104,6 +104,11 @@ pub struct Metrics {
     pub rpc_calls: Family,
     pub rpc_duration: Histogram,
     pub sse_streams_open: AtomicU64,
+    /// Bytes of request streams kept for `Last-Event-ID` (issue 11: bounded in total).
+    pub sse_replay_bytes: AtomicU64,
+    /// Client connections open, and those closed at once because MAX_CONNECTIONS were open.
+    pub connections_open: AtomicU64,
+    pub connections_refused: AtomicU64,
     pub children_spawned: AtomicU64,
     pub children_exited: Family,
     pub auth_outcomes: Family,
@@ -175,6 +180,39 @@ impl Metrics {
             out,
             "mcp_gateway_sse_streams_open {}",
             self.sse_streams_open.load(Ordering::Relaxed)
+        );
+        help(
+            &mut out,
+            "mcp_gateway_sse_replay_bytes",
+            "gauge",
+            "Bytes of request streams kept for Last-Event-ID resumption.",
+        );
+        let _ = writeln!(
+            out,
+            "mcp_gateway_sse_replay_bytes {}",
+            self.sse_replay_bytes.load(Ordering::Relaxed)
+        );
+        help(
+            &mut out,
+            "mcp_gateway_connections_open",
+            "gauge",
+            "Client connections open now.",
+        );
+        let _ = writeln!(
+            out,
+            "mcp_gateway_connections_open {}",
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        help(
+            &mut out,
+            "mcp_gateway_connections_refused_total",
+            "counter",
+            "Client connections closed at once because MAX_CONNECTIONS were open.",
+        );
+        let _ = writeln!(
+            out,
+            "mcp_gateway_connections_refused_total {}",
+            self.connections_refused.load(Ordering::Relaxed)
         );
         help(
             &mut out,

@@ -5,13 +5,15 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::replay::{ReplayBudget, ReplayLimits};
 use super::stream::EventStream;
+use crate::config::Config;
 
 /// The stream id of the standalone GET stream; request streams count from 1.
 pub const STANDALONE: u64 = 0;
 
 /// How much a session's streams may hold.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct BufferLimits {
     /// Events kept per stream for `Last-Event-ID` (SSE_REPLAY_EVENTS).
     pub replay_events: usize,
@@ -21,6 +23,24 @@ pub struct BufferLimits {
     pub pending_events: usize,
     /// Request streams kept for resumption.
     pub retained_streams: usize,
+    /// The byte budgets and resume window of finished request streams, shared by every session.
+    pub replay: Arc<ReplayBudget>,
+}
+
+impl BufferLimits {
+    pub fn from_config(config: &Config) -> BufferLimits {
+        BufferLimits {
+            replay_events: config.sse_replay_events,
+            replay_bytes: config.sse_replay_bytes,
+            pending_events: config.sse_pending_events,
+            retained_streams: 64,
+            replay: ReplayBudget::new(ReplayLimits {
+                session_bytes: config.sse_replay_session_bytes,
+                total_bytes: config.sse_replay_total_bytes,
+                resume_window: std::time::Duration::from_secs(config.sse_resume_window_secs),
+            }),
+        }
+    }
 }
 
 pub struct Channel {
@@ -33,6 +53,7 @@ pub struct Channel {
     next_stream: AtomicU64,
     replay_events: usize,
     replay_bytes: usize,
+    replay: Arc<ReplayBudget>,
     retained: Mutex<Retained>,
 }
 
@@ -51,6 +72,7 @@ impl Channel {
             replay_bytes,
             pending_events,
             retained_streams,
+            replay,
         } = limits;
         Channel {
             key,
@@ -64,6 +86,7 @@ impl Channel {
             next_stream: AtomicU64::new(1),
             replay_events,
             replay_bytes,
+            replay,
             retained: Mutex::new(Retained {
                 streams: HashMap::new(),
                 order: VecDeque::new(),
@@ -84,37 +107,74 @@ impl Channel {
     }
 
     /// Keeps a request stream so it can be resumed; the oldest retained one is let go first.
+    /// Once finished, it counts against the replay budgets.
     pub fn retain(&self, stream: &Arc<EventStream>) {
-        let mut retained = self.retained.lock().unwrap_or_else(|e| e.into_inner());
-        if retained
-            .streams
-            .insert(stream.id(), stream.clone())
-            .is_none()
+        let mut released = Vec::new();
         {
-            retained.order.push_back(stream.id());
-        }
-        while retained.order.len() > retained.capacity {
-            if let Some(old) = retained.order.pop_front() {
-                retained.streams.remove(&old);
+            let mut retained = self.lock_retained();
+            if retained
+                .streams
+                .insert(stream.id(), stream.clone())
+                .is_none()
+            {
+                retained.order.push_back(stream.id());
+            }
+            while retained.order.len() > retained.capacity {
+                if let Some(old) = retained.order.pop_front() {
+                    released.extend(retained.streams.remove(&old));
+                }
             }
         }
+        for old in released {
+            old.unlink();
+            self.replay.forget(old.uid());
+        }
+        stream.link(&self.replay, self.key);
     }
 
-    /// The stream a `Last-Event-ID` names, if it is still kept.
+    fn lock_retained(&self) -> std::sync::MutexGuard<'_, Retained> {
+        self.retained.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stream a `Last-Event-ID` names, if it is still kept (not dropped by the replay budgets
+    /// or at the end of its resume window).
     pub fn find(&self, stream_id: u64) -> Option<Arc<EventStream>> {
         if stream_id == STANDALONE {
             return Some(self.standalone.clone());
         }
-        let retained = self.retained.lock().unwrap_or_else(|e| e.into_inner());
-        retained.streams.get(&stream_id).cloned()
+        self.replay.sweep();
+        let mut retained = self.lock_retained();
+        let stream = retained.streams.get(&stream_id).cloned()?;
+        if stream.is_discarded() {
+            retained.streams.remove(&stream_id);
+            retained.order.retain(|id| *id != stream_id);
+            return None;
+        }
+        Some(stream)
     }
 
-    /// Ends every stream: the session is over.
+    /// Ends every stream: the session is over, nothing of it can be resumed.
     pub fn close(&self) {
         self.standalone.finish();
-        let retained = self.retained.lock().unwrap_or_else(|e| e.into_inner());
-        for stream in retained.streams.values() {
+        let streams: Vec<Arc<EventStream>> = {
+            let mut retained = self.lock_retained();
+            retained.order.clear();
+            retained.streams.drain().map(|(_, s)| s).collect()
+        };
+        for stream in streams {
+            stream.unlink();
             stream.finish();
+            self.replay.forget(stream.uid());
+        }
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        let retained = self.lock_retained();
+        for stream in retained.streams.values() {
+            stream.unlink();
+            self.replay.forget(stream.uid());
         }
     }
 }
@@ -123,5 +183,68 @@ impl Channel {
     /// A GET connection is reading the standalone stream.
     pub fn standalone_attached(&self) -> bool {
         self.standalone.is_attached()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivered_stream_is_found_until_its_resume_window_ends() {
+        let replay = ReplayBudget::new(ReplayLimits {
+            session_bytes: 1000,
+            total_bytes: 1000,
+            resume_window: Duration::from_secs(60),
+        });
+        let channel = Channel::new(
+            1,
+            BufferLimits {
+                replay_events: 16,
+                replay_bytes: 1000,
+                pending_events: 16,
+                retained_streams: 4,
+                replay: replay.clone(),
+            },
+        );
+        let stream = channel.open_stream(1);
+        channel.retain(&stream);
+        assert!(stream.try_attach());
+        stream.push(Bytes::from_static(b"answer"), true);
+        assert_eq!(replay.total_bytes(), 6, "counted once finished");
+        stream.mark_delivered(stream.holder());
+        stream.detach(stream.holder());
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(channel.find(stream.id()).is_some());
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        assert!(channel.find(stream.id()).is_none(), "the window is over");
+        assert_eq!(replay.total_bytes(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_the_channel_releases_its_share_of_the_budget() {
+        let replay = ReplayBudget::new(ReplayLimits::unbounded());
+        let channel = Channel::new(
+            1,
+            BufferLimits {
+                replay_events: 16,
+                replay_bytes: 1000,
+                pending_events: 16,
+                retained_streams: 1,
+                replay: replay.clone(),
+            },
+        );
+        let first = channel.open_stream(1);
+        channel.retain(&first);
+        first.push(Bytes::from_static(b"one"), true);
+        let second = channel.open_stream(1);
+        channel.retain(&second);
+        assert_eq!(replay.total_bytes(), 0, "the first left with the count cap");
+        second.push(Bytes::from_static(b"two"), true);
+        assert_eq!(replay.total_bytes(), 3);
+        channel.close();
+        assert_eq!(replay.total_bytes(), 0);
     }
 }

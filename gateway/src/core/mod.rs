@@ -4,6 +4,7 @@
 //! events back from [`stream::EventStream`]s.
 
 pub mod channel;
+pub mod replay;
 pub mod router;
 pub mod session;
 pub mod spawner;

@@ -70,12 +70,7 @@ impl Spawner {
             children: Arc::new(AtomicUsize::new(0)),
             shared: Mutex::new(None),
             start_timeout: Duration::from_secs(config.child_start_timeout_secs),
-            buffers: BufferLimits {
-                replay_events: config.sse_replay_events,
-                replay_bytes: config.sse_replay_bytes,
-                pending_events: config.sse_pending_events,
-                retained_streams: 64,
-            },
+            buffers: BufferLimits::from_config(config),
         }
     }
 
@@ -84,7 +79,7 @@ impl Spawner {
     }
 
     pub fn new_channel(&self, key: u64) -> Arc<Channel> {
-        Arc::new(Channel::new(key, self.buffers))
+        Arc::new(Channel::new(key, self.buffers.clone()))
     }
 
     /// Starts a child for one session, with the caller's credential in its environment.

@@ -5,11 +5,13 @@
 //! channel. Nothing is queued per consumer, so a slow or vanished client costs at most the buffer.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use tokio::sync::watch;
+
+use super::replay::ReplayBudget;
 
 /// One message on a stream. `seq` starts at 1; 0 names the priming event.
 #[derive(Clone, Debug)]
@@ -32,9 +34,15 @@ pub struct Pending {
 
 pub struct EventStream {
     id: u64,
+    /// Unique in the process (ids are per session): the replay budget's key.
+    uid: u64,
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
-    attached: AtomicBool,
+    /// The connection reading the stream: 0 for none, else the ticket it attached with.
+    holder: AtomicU64,
+    next_ticket: AtomicU64,
+    /// Some connection has read the stream (a finished stream nobody read yet is about to be).
+    was_read: std::sync::atomic::AtomicBool,
     primings: std::sync::atomic::AtomicU64,
 }
 
@@ -47,7 +55,24 @@ struct Inner {
     max_bytes: usize,
     finals_remaining: usize,
     done: bool,
+    /// The final chunk was handed to a connection (request streams).
+    delivered: bool,
+    /// The ticket of the connection that delivered it last (0: none).
+    delivered_by: u64,
+    /// The replay budget dropped the events: the stream cannot be resumed.
+    discarded: bool,
+    /// The budget that counts this stream once it is finished (set when a channel retains it).
+    link: Option<Link>,
 }
+
+#[derive(Clone)]
+struct Link {
+    budget: Weak<ReplayBudget>,
+    stream: Weak<EventStream>,
+    session: u64,
+}
+
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
 impl EventStream {
     /// A stream that ends after `finals` responses (0: never ends by itself, as the GET stream),
@@ -61,6 +86,7 @@ impl EventStream {
     pub fn bounded(id: u64, capacity: usize, max_bytes: usize, finals: usize) -> EventStream {
         EventStream {
             id,
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             inner: Mutex::new(Inner {
                 next_seq: 1,
                 events: VecDeque::new(),
@@ -69,15 +95,108 @@ impl EventStream {
                 max_bytes,
                 finals_remaining: finals,
                 done: false,
+                delivered: false,
+                delivered_by: 0,
+                discarded: false,
+                link: None,
             }),
             changed: watch::channel(0).0,
-            attached: AtomicBool::new(false),
+            holder: AtomicU64::new(0),
+            next_ticket: AtomicU64::new(1),
+            was_read: std::sync::atomic::AtomicBool::new(false),
             primings: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    pub fn uid(&self) -> u64 {
+        self.uid
+    }
+
+    /// Has `budget` count this stream against `session` once it is finished (now, if it is).
+    pub fn link(self: &Arc<Self>, budget: &Arc<ReplayBudget>, session: u64) {
+        let done = {
+            let mut inner = self.lock();
+            inner.link = Some(Link {
+                budget: Arc::downgrade(budget),
+                stream: Arc::downgrade(self),
+                session,
+            });
+            inner.done
+        };
+        if done {
+            budget.settle(self, session);
+        }
+    }
+
+    /// No budget counts this stream any more (its channel let it go).
+    pub fn unlink(&self) {
+        self.lock().link = None;
+    }
+
+    /// Tells the linked budget the stream finished. Called without the stream's lock.
+    fn settle(link: Option<Link>) {
+        if let Some(link) = link {
+            if let (Some(budget), Some(stream)) = (link.budget.upgrade(), link.stream.upgrade()) {
+                budget.settle(&stream, link.session);
+            }
+        }
+    }
+
+    /// Bytes of the events kept now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// The response was handed to the connection attached with `ticket`: the resume window
+    /// starts.
+    pub fn mark_delivered(&self, ticket: u64) {
+        let link = {
+            let mut inner = self.lock();
+            inner.delivered = true;
+            inner.delivered_by = ticket;
+            inner.link.clone()
+        };
+        if let Some(link) = link {
+            if let Some(budget) = link.budget.upgrade() {
+                budget.delivered(self, link.session);
+            }
+        }
+    }
+
+    /// Whether the events may be released now without cutting a reader short: no connection
+    /// holds the stream (and one did: a POST answer is retained just before its reader attaches),
+    /// or the one holding it has already been handed the end.
+    pub fn can_discard(&self) -> bool {
+        let holder = self.holder();
+        if holder == 0 {
+            self.was_read()
+        } else {
+            self.lock().delivered_by == holder
+        }
+    }
+
+    pub fn is_delivered(&self) -> bool {
+        self.lock().delivered
+    }
+
+    /// Releases the events for good (replay budget, resume window); a reader sees a gap.
+    pub fn discard(&self) {
+        {
+            let mut inner = self.lock();
+            inner.events = VecDeque::new();
+            inner.bytes = 0;
+            inner.discarded = true;
+            inner.done = true;
+        }
+        self.changed.send_modify(|_| {});
+    }
+
+    pub fn is_discarded(&self) -> bool {
+        self.lock().discarded
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -106,14 +225,18 @@ impl EventStream {
                     inner.bytes -= old.data.len();
                 }
             }
+            let mut finished = None;
             if is_final && inner.finals_remaining > 0 {
                 inner.finals_remaining -= 1;
                 if inner.finals_remaining == 0 {
                     inner.done = true;
+                    finished = inner.link.clone();
                 }
             }
-            seq
+            (seq, finished)
         };
+        let (seq, finished) = seq;
+        EventStream::settle(finished);
         self.changed.send_replace(seq);
         true
     }
@@ -123,7 +246,9 @@ impl EventStream {
         let mut inner = self.lock();
         if !inner.done {
             inner.done = true;
+            let link = inner.link.clone();
             drop(inner);
+            EventStream::settle(link);
             self.changed.send_modify(|_| {});
         }
     }
@@ -154,6 +279,20 @@ impl EventStream {
         }
     }
 
+    /// Whether everything after `after` is still kept, so a resume from there has no gap.
+    pub fn can_resume_after(&self, after: u64) -> bool {
+        let inner = self.lock();
+        if inner.discarded {
+            return false;
+        }
+        let first_kept = inner
+            .events
+            .front()
+            .map(|e| e.seq)
+            .unwrap_or(inner.next_seq);
+        after + 1 >= first_kept && after < inner.next_seq
+    }
+
     /// A receiver woken on every change (push or finish).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
@@ -161,15 +300,47 @@ impl EventStream {
 
     /// Claims the stream for one connection; false when another connection holds it.
     pub fn try_attach(&self) -> bool {
-        !self.attached.swap(true, Ordering::AcqRel)
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let attached = self
+            .holder
+            .compare_exchange(0, ticket, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if attached {
+            self.was_read.store(true, Ordering::Release);
+        }
+        attached
+    }
+
+    /// Whether some connection has attached to the stream at some point.
+    pub fn was_read(&self) -> bool {
+        self.was_read.load(Ordering::Acquire)
+    }
+
+    /// Claims the stream for a new connection even if another holds it (a resume with
+    /// `Last-Event-ID` whose old connection broke without the gateway noticing); the old reader
+    /// sees [`EventStream::holder`] change and ends.
+    pub fn take_over(&self) -> u64 {
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        self.holder.store(ticket, Ordering::Release);
+        self.was_read.store(true, Ordering::Release);
+        self.changed.send_modify(|_| {});
+        ticket
+    }
+
+    /// The ticket of the connection holding the stream (0: none).
+    pub fn holder(&self) -> u64 {
+        self.holder.load(Ordering::Acquire)
     }
 
     pub fn is_attached(&self) -> bool {
-        self.attached.load(Ordering::Acquire)
+        self.holder() != 0
     }
 
-    pub fn detach(&self) {
-        self.attached.store(false, Ordering::Release);
+    /// Releases the claim of the connection with `ticket`; a later holder keeps its own.
+    pub fn detach(&self, ticket: u64) {
+        let _ = self
+            .holder
+            .compare_exchange(ticket, 0, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// The SSE event id of an event of this stream: it names the stream, so a resume finds it.
@@ -242,8 +413,30 @@ mod tests {
     fn only_one_consumer() {
         let stream = EventStream::new(0, 4, 0);
         assert!(stream.try_attach());
+        let first = stream.holder();
         assert!(!stream.try_attach());
-        stream.detach();
+        stream.detach(first);
         assert!(stream.try_attach());
+    }
+
+    #[test]
+    fn a_take_over_moves_the_claim_and_the_old_holder_cannot_release_it() {
+        let stream = EventStream::new(0, 4, 0);
+        assert!(stream.try_attach());
+        let old = stream.holder();
+        let woken = stream.subscribe();
+        let new = stream.take_over();
+        assert_ne!(old, new);
+        assert_eq!(stream.holder(), new);
+        assert!(woken.has_changed().unwrap(), "the old reader is woken");
+        stream.detach(old);
+        assert_eq!(
+            stream.holder(),
+            new,
+            "the old reader's end leaves the new claim"
+        );
+        assert!(!stream.try_attach());
+        stream.detach(new);
+        assert!(!stream.is_attached());
     }
 }

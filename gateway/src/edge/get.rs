@@ -78,33 +78,52 @@ async fn open_stream(
     check_protocol_header(request_headers)?;
     // A Last-Event-ID names its stream: resume that one, and only that one.
     let resume = headers::text(request_headers, LAST_EVENT_ID).and_then(parse_event_id);
-    let (stream, after) = match resume
-        .and_then(|(stream_id, seq)| session.channel.find(stream_id).map(|s| (s, seq)))
-    {
-        Some((stream, seq)) => (stream, seq),
+    let (stream, after) = match resume {
+        Some((stream_id, seq)) => match session.channel.find(stream_id) {
+            Some(stream) if stream.can_resume_after(seq) => (stream, seq),
+            // Dropped (replay budgets, resume window, retained-stream count) or never issued:
+            // nothing can be replayed without a gap, and another stream must not stand in.
+            _ => {
+                return Err(Reject::client(
+                    StatusCode::GONE,
+                    jsonrpc::TRANSPORT_ERROR,
+                    "Gone: the stream named by Last-Event-ID is no longer kept (see SSE_RESUME_WINDOW_SECS and the replay budgets); send the request again",
+                ))
+            }
+        },
         None => {
             let delivered = session.channel.standalone_delivered.load(Ordering::Acquire);
             (session.channel.standalone.clone(), delivered)
         }
     };
-    if !stream.try_attach() {
+    let ticket = if resume.is_some() && stream.id() == STANDALONE {
+        // A client resuming the standalone stream lost its connection, even if the gateway has
+        // not noticed yet (no FIN through a proxy timeout or a mobile network): the resume takes
+        // the stream over and the old connection ends.
+        stream.take_over()
+    } else if stream.try_attach() {
+        stream.holder()
+    } else {
         return Err(Reject::client(
             StatusCode::CONFLICT,
             jsonrpc::TRANSPORT_ERROR,
             "Conflict: only one GET stream is allowed per session (or this stream is already being read)",
         ));
-    }
+    };
     let standalone = stream.id() == STANDALONE;
     tracing::debug!(session = %short(&session.id), stream = stream.id(), after, "SSE stream opened");
-    Ok(sse::response(SseSpec {
-        stream,
-        after,
-        priming: crate::protocol::wants_priming(session.version()),
-        keepalive: state.config.keepalive(),
-        stop: standalone.then(|| state.stopping.clone()),
-        delivered_to: standalone.then(|| session.channel.clone()),
-        guard: None,
-    }))
+    Ok(sse::response_attached(
+        SseSpec {
+            stream,
+            after,
+            priming: crate::protocol::wants_priming(session.version()),
+            keepalive: state.config.keepalive(),
+            stop: standalone.then(|| state.stopping.clone()),
+            delivered_to: standalone.then(|| session.channel.clone()),
+            guard: None,
+        },
+        ticket,
+    ))
 }
 
 pub async fn delete(

@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::watch;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
-use crate::core::channel::Channel;
+use crate::core::channel::{Channel, STANDALONE};
 use crate::core::stream::EventStream;
 use crate::metrics::METRICS;
 
@@ -32,20 +32,24 @@ pub struct SseSpec {
     pub guard: Option<Box<dyn Send + Sync>>,
 }
 
-/// Releases the stream's single-consumer claim when the connection goes away.
-struct Attachment(Arc<EventStream>);
+/// Releases the stream's single-consumer claim when the connection goes away (unless a resume
+/// took the stream over meanwhile: then the claim is the new connection's).
+struct Attachment {
+    stream: Arc<EventStream>,
+    ticket: u64,
+}
 
 impl Attachment {
-    fn new(stream: Arc<EventStream>) -> Attachment {
+    fn new(stream: Arc<EventStream>, ticket: u64) -> Attachment {
         METRICS.sse_streams_open.fetch_add(1, Ordering::Relaxed);
-        Attachment(stream)
+        Attachment { stream, ticket }
     }
 }
 
 impl Drop for Attachment {
     fn drop(&mut self) {
         METRICS.sse_streams_open.fetch_sub(1, Ordering::Relaxed);
-        self.0.detach();
+        self.stream.detach(self.ticket);
     }
 }
 
@@ -56,11 +60,18 @@ struct State {
     last: u64,
     priming_due: bool,
     ended: bool,
-    _attachment: Attachment,
+    attachment: Attachment,
 }
 
 /// A `text/event-stream` response reading `spec.stream`. The caller has attached the stream.
 pub fn response(spec: SseSpec) -> Response {
+    let ticket = spec.stream.holder();
+    response_attached(spec, ticket)
+}
+
+/// [`response`] for the connection that attached with `ticket` (from
+/// [`EventStream::take_over`]); it ends when another connection takes the stream over.
+pub fn response_attached(spec: SseSpec, ticket: u64) -> Response {
     let changed = spec.stream.subscribe();
     let mut ticker = interval_at(Instant::now() + spec.keepalive, spec.keepalive);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -70,7 +81,7 @@ pub fn response(spec: SseSpec) -> Response {
         last: spec.after,
         priming_due: spec.priming,
         ended: false,
-        _attachment: Attachment::new(spec.stream.clone()),
+        attachment: Attachment::new(spec.stream.clone(), ticket),
         spec,
     };
     let body = futures_util::stream::unfold(state, |mut state| async move {
@@ -108,6 +119,11 @@ async fn next_chunk(state: &mut State) -> Option<Bytes> {
         return Some(out.freeze());
     }
     loop {
+        if state.spec.stream.holder() != state.attachment.ticket {
+            // A resume took the stream over: this connection is presumed dead; end it.
+            state.ended = true;
+            return None;
+        }
         let pending = state.spec.stream.after(state.last);
         if pending.gap {
             tracing::warn!(
@@ -138,6 +154,10 @@ async fn next_chunk(state: &mut State) -> Option<Bytes> {
             if pending.done {
                 // Everything is out: end after this chunk.
                 state.ended = true;
+                if state.spec.stream.id() != STANDALONE {
+                    // The response's resume window starts (the replay budget drops it after).
+                    state.spec.stream.mark_delivered(state.attachment.ticket);
+                }
             }
             return Some(out.freeze());
         }
