@@ -370,6 +370,15 @@ impl Config {
             }
             AuthMode::None => {}
         }
+        // Issue 11 item 13: without PUBLIC_URL the metadata and challenges name whatever `Host`
+        // a request sent, so anyone who can reach a public listener (or poison a shared cache in
+        // front of it) can point clients' sign-in at their own server. Loopback stays convenient.
+        if self.public_url.is_none() && !self.host.is_loopback() {
+            return Err(bad(
+                "PUBLIC_URL",
+                "is required when HOST is not a loopback address (e.g. PUBLIC_URL=https://coda.example.com): otherwise discovery metadata would follow each request's Host header",
+            ));
+        }
         if !matches!(self.log_format.as_str(), "json" | "text") {
             return Err(bad("LOG_FORMAT", "must be `json` or `text`"));
         }
@@ -570,6 +579,20 @@ mod tests {
         assert!(config.validate().is_ok());
         config.oauth_encryption_key = Some("short".into());
         assert_eq!(config.validate().unwrap_err().name, "OAUTH_ENCRYPTION_KEY");
+    }
+
+    #[test]
+    fn a_public_listener_needs_public_url() {
+        let mut config = Config::with_command("server");
+        config.auth_mode = AuthMode::Coda;
+        config.coda_api_token = Some("operator-token-123".into());
+        config.host = "0.0.0.0".parse().unwrap();
+        assert_eq!(config.validate().unwrap_err().name, "PUBLIC_URL");
+        config.public_url = Some("https://coda.example.com".into());
+        assert!(config.validate().is_ok());
+        config.public_url = None;
+        config.host = "::1".parse().unwrap();
+        assert!(config.validate().is_ok(), "loopback may derive from Host");
     }
 
     #[test]

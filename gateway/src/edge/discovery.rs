@@ -88,6 +88,8 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
             .into_response()
         }
     };
+    let derived = state.config.public_url.is_none();
+    let ok = response.status().is_success();
     let headers = response.headers_mut();
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -97,9 +99,24 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("retry-after, x-request-id"),
     );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    headers.insert(header::CACHE_CONTROL, cache_control(ok, derived));
+    if derived {
+        // Issue 11 item 13: the document names the request's own host; a cache must key on it.
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("Host, X-Forwarded-Host, X-Forwarded-Proto"),
+        );
+    }
     response
+}
+
+/// A document built from PUBLIC_URL is the same for everyone and may sit in any cache. One built
+/// from the request's `Host` (PUBLIC_URL unset, loopback only) may not be shared: a shared cache
+/// would serve one requester's host to all. A refusal (429) is never cached.
+fn cache_control(ok: bool, derived: bool) -> HeaderValue {
+    match (ok, derived) {
+        (false, _) => HeaderValue::from_static("no-store"),
+        (true, false) => HeaderValue::from_static("public, max-age=300"),
+        (true, true) => HeaderValue::from_static("private, max-age=300"),
+    }
 }
