@@ -179,9 +179,20 @@ pub struct Config {
     #[arg(long, env = "ALLOWED_USERS", value_delimiter = ',')]
     pub allowed_users: Vec<String>,
 
-    /// Per client IP, per minute: requests to discovery endpoints plus failed authentications.
+    /// Per client IP, per minute: failed authentications (and OAuth endpoint requests). A token
+    /// the gateway already accepted is never refused because of other tokens' failures.
     #[arg(long, env = "AUTH_RATE_LIMIT_PER_MIN", default_value_t = 10)]
     pub auth_rate_limit_per_min: u32,
+
+    /// Per client IP, per minute: requests for the (static, cacheable) discovery documents, a
+    /// budget of their own so that reading them never locks anyone out of /mcp.
+    #[arg(long, env = "DISCOVERY_RATE_LIMIT_PER_MIN", default_value_t = 600)]
+    pub discovery_rate_limit_per_min: u32,
+
+    /// How old Coda's last answer may be before /ready asks Coda again. While Coda does not
+    /// answer, /ready asks at most every 5 s, backing off to once a minute.
+    #[arg(long, env = "READY_CODA_FRESHNESS_SECS", default_value_t = 30)]
+    pub ready_coda_freshness_secs: u64,
 
     /// Per identity, per minute: authenticated requests to /mcp.
     #[arg(long, env = "IDENTITY_RATE_LIMIT_PER_MIN", default_value_t = 1200)]
@@ -298,6 +309,7 @@ impl Config {
             ("SSE_PENDING_EVENTS", self.sse_pending_events as u64),
             ("SSE_REPLAY_BYTES", self.sse_replay_bytes as u64),
             ("CHILD_START_TIMEOUT_SECS", self.child_start_timeout_secs),
+            ("READY_CODA_FRESHNESS_SECS", self.ready_coda_freshness_secs),
             (
                 "CHILD_STDERR_LINES_PER_SEC",
                 u64::from(self.child_stderr_lines_per_sec),

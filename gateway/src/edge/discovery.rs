@@ -59,13 +59,14 @@ fn base_of(state: &AppState, request: &Request) -> String {
     public_base(state, request.headers(), super::peer_of(request))
 }
 
-/// Discovery endpoints are auth-related: each request counts against the per-IP guard.
-/// Browsers may read them from any origin.
+/// Discovery documents are static and cacheable: each request counts against a per-IP budget of
+/// its own (DISCOVERY_RATE_LIMIT_PER_MIN), never against failed authentications, so a client
+/// re-reading them cannot lock its address out of /mcp. Browsers may read them from any origin.
 pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let request_id = super::request_id_of(&request);
     let ip = super::client_ip_of(&state, &request);
     let key = super::ip_key(ip);
-    let mut response = match state.ip_guard.check(&key, Instant::now()) {
+    let mut response = match state.discovery_limit.check(&key, Instant::now()) {
         Decision::Allow => next.run(request).await,
         Decision::Deny { retry_after } => {
             let retry_after = retry_after_secs(retry_after);

@@ -48,8 +48,10 @@ pub struct AppState {
     /// None when AUTH_MODE=none.
     pub auth: Option<Authenticator>,
     pub audit: Audit,
-    /// Per client IP: discovery requests and failed authentications.
+    /// Per client IP: failed authentications (and OAuth endpoint requests).
     pub ip_guard: RateLimiter,
+    /// Per client IP: discovery documents, under their own, much higher budget (issue 11 item 16).
+    pub discovery_limit: RateLimiter,
     /// Per identity: authenticated /mcp requests.
     pub identity_limit: RateLimiter,
     pub proxies: TrustedProxies,
