@@ -1224,3 +1224,35 @@ async fn concurrent_use_of_one_refresh_token_lets_at_most_one_win() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Issue 11 item 12: a client ID metadata document URL whose host is an IPv6 address reaching
+/// private IPv4 space (NAT64 of 127.0.0.1) is refused before any connection is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_documents_on_ipv6_forms_of_private_addresses_are_refused() {
+    let env = Env::start(|_| {}).await;
+    let pkce = pkce();
+    for client_id in [
+        "https://[64:ff9b::7f00:1]/client.json",
+        "https://[2002:a9fe:a9fe::1]/client.json",
+        "https://[fec0::1]/client.json",
+        "https://[::7f00:1]/client.json",
+    ] {
+        let page = read_page(
+            env.authorize_get(&[
+                ("response_type", "code"),
+                ("client_id", client_id),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", &pkce.challenge),
+                ("code_challenge_method", "S256"),
+            ])
+            .await,
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{client_id}");
+        assert!(
+            page.html.contains("private address"),
+            "{client_id}: {}",
+            page.html
+        );
+    }
+}
