@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::crypto::{self, Purpose};
 use super::error::{no_store, OAuthError};
 use super::page::{self, Page};
-use super::store::{ClientRow, CodeOutcome, Issue, NewCode, RefreshOutcome, StoreError};
+use super::store::{ClientRow, CodeRow, Issue, NewCode, Redeemed, RefreshOutcome, StoreError};
 use super::{
     base_of, cimd, client_ip, request_id, OAuth, ACCESS_PREFIX, CODE_PREFIX, PAGE_TTL,
     REFRESH_PREFIX, SCOPE,
@@ -899,25 +899,70 @@ async fn exchange_code(
     }
     let now = oauth.clock.now();
     let code_hash = crypto::token_hash(&code);
-    let hash = code_hash.clone();
+    let (access, refresh, issue) = new_tokens(oauth, now);
+    let grant_id = crypto::random_id();
+    let max = oauth.settings.max_grants_per_user;
+    // What the code was issued for must match this request; checked inside the redemption's
+    // transaction (issue 11 item 14), so the code is taken and its grant made in one step.
+    let expected_client = client_id.to_string();
+    let resource = params.get("resource").cloned();
+    let check = move |row: &CodeRow| -> Result<(), (&'static str, OAuthError)> {
+        if row.client_id != expected_client {
+            return Err((
+                "oauth_code_other_client",
+                OAuthError::invalid_grant("the authorization code was issued to another client"),
+            ));
+        }
+        if row.redirect_uri != redirect_uri {
+            return Err((
+                "oauth_redirect_uri_mismatch",
+                OAuthError::invalid_grant("redirect_uri differs from the authorization request's"),
+            ));
+        }
+        if !crypto::valid_pkce_text(&verifier)
+            || !crypto::pkce_s256_matches(&verifier, &row.code_challenge)
+        {
+            return Err((
+                "oauth_pkce_failed",
+                OAuthError::invalid_grant(
+                    "PKCE verification failed (code_verifier does not match)",
+                ),
+            ));
+        }
+        if let Some(resource) = &resource {
+            if canonical_resource(resource).is_none()
+                || canonical_resource(resource) != canonical_resource(&row.resource)
+            {
+                return Err((
+                    "oauth_wrong_resource",
+                    OAuthError::bad(
+                        "invalid_target",
+                        "resource differs from the authorization request's",
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    };
+    let g = grant_id.clone();
     let outcome = oauth
-        .db(move |s| s.take_code(now, &hash))
+        .db(move |s| s.redeem_code(now, &code_hash, &g, &issue, max, check))
         .await
         .map_err(|e| plain(store_failed(e)))?;
-    let row = match outcome {
-        CodeOutcome::Unknown => {
+    let (row, evicted) = match outcome {
+        Redeemed::Unknown => {
             return Err(invalid(
                 "oauth_code_unknown",
                 "the authorization code is invalid",
             ))
         }
-        CodeOutcome::Expired => {
+        Redeemed::Expired => {
             return Err(invalid(
                 "oauth_code_expired",
                 "the authorization code expired",
             ))
         }
-        CodeOutcome::Reused { revoked } => {
+        Redeemed::Reused { revoked } => {
             let mut e = event("oauth_code_reused");
             if let Some((grant, subject)) = revoked {
                 e = e.identity(&subject).detail("revokedGrant", grant);
@@ -927,51 +972,12 @@ async fn exchange_code(
                 Some(e),
             ));
         }
-        CodeOutcome::Valid(row) => row,
+        Redeemed::Refused {
+            row,
+            why: (reason, error),
+        } => return Err((error, Some(event(reason).identity(&row.subject)))),
+        Redeemed::Granted { row, evicted } => (row, evicted),
     };
-    let failure =
-        |reason: &str, error: OAuthError| (error, Some(event(reason).identity(&row.subject)));
-    if row.client_id != client_id {
-        return Err(failure(
-            "oauth_code_other_client",
-            OAuthError::invalid_grant("the authorization code was issued to another client"),
-        ));
-    }
-    if row.redirect_uri != redirect_uri {
-        return Err(failure(
-            "oauth_redirect_uri_mismatch",
-            OAuthError::invalid_grant("redirect_uri differs from the authorization request's"),
-        ));
-    }
-    if !crypto::valid_pkce_text(&verifier)
-        || !crypto::pkce_s256_matches(&verifier, &row.code_challenge)
-    {
-        return Err(failure(
-            "oauth_pkce_failed",
-            OAuthError::invalid_grant("PKCE verification failed (code_verifier does not match)"),
-        ));
-    }
-    if let Some(resource) = params.get("resource") {
-        if canonical_resource(resource).is_none()
-            || canonical_resource(resource) != canonical_resource(&row.resource)
-        {
-            return Err(failure(
-                "oauth_wrong_resource",
-                OAuthError::bad(
-                    "invalid_target",
-                    "resource differs from the authorization request's",
-                ),
-            ));
-        }
-    }
-    let (access, refresh, issue) = new_tokens(oauth, now);
-    let grant_id = crypto::random_id();
-    let max = oauth.settings.max_grants_per_user;
-    let (g, r) = (grant_id.clone(), row.clone());
-    let evicted = oauth
-        .db(move |s| s.create_grant(now, &g, &code_hash, &r, &issue, max))
-        .await
-        .map_err(|e| plain(store_failed(e)))?;
     for old in evicted {
         state.audit.emit(
             origin

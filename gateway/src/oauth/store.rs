@@ -138,6 +138,27 @@ pub enum CodeOutcome {
     Valid(CodeRow),
 }
 
+/// What redeeming a code did ([`Store::redeem_code`]).
+#[derive(Debug)]
+pub enum Redeemed<F> {
+    Unknown,
+    /// Presented before; the grant issued from it (if any) has just been revoked.
+    Reused {
+        revoked: Option<(String, String)>,
+    },
+    Expired,
+    /// The caller's check refused the request; the code is spent, no grant was made.
+    Refused {
+        row: CodeRow,
+        why: F,
+    },
+    /// The grant exists with its first tokens; `evicted` are the user's grants it displaced.
+    Granted {
+        row: CodeRow,
+        evicted: Vec<String>,
+    },
+}
+
 /// New tokens to record (hashes and expiry instants).
 #[derive(Clone, Debug)]
 pub struct Issue {
@@ -378,119 +399,60 @@ impl Store {
         Ok(())
     }
 
-    /// Presents a code: spends it, and says what it was.
+    /// Presents a code: spends it, and says what it was. (A token request redeems a code with
+    /// [`Store::redeem_code`]; this is the same first step on its own.)
     pub fn take_code(&self, now: i64, code_hash: &[u8]) -> Result<CodeOutcome, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        type Found = (CodeRow, i64, Option<i64>, Option<String>);
-        let found: Option<Found> = tx
-            .query_row(
-                "SELECT client_id, redirect_uri, code_challenge, resource, scope, subject, coda_token,
-                        expires_at, used_at, grant_id
-                 FROM codes WHERE code_hash = ?1",
-                params![code_hash],
-                |r| {
-                    Ok((
-                        CodeRow {
-                            client_id: r.get(0)?,
-                            redirect_uri: r.get(1)?,
-                            code_challenge: r.get(2)?,
-                            resource: r.get(3)?,
-                            scope: r.get(4)?,
-                            subject: r.get(5)?,
-                            coda_token: r.get(6)?,
-                        },
-                        r.get(7)?,
-                        r.get(8)?,
-                        r.get(9)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((row, expires_at, used_at, grant_id)) = found else {
-            return Ok(CodeOutcome::Unknown);
-        };
-        let outcome = if used_at.is_some() {
-            let revoked = match grant_id {
-                Some(grant_id) => {
-                    revoke_grant_tx(&tx, now, &grant_id)?;
-                    Some((grant_id, row.subject.clone()))
-                }
-                None => None,
-            };
-            CodeOutcome::Reused { revoked }
-        } else {
-            tx.execute(
-                "UPDATE codes SET used_at = ?2 WHERE code_hash = ?1",
-                params![code_hash, now],
-            )?;
-            if expires_at <= now {
-                CodeOutcome::Expired
-            } else {
-                CodeOutcome::Valid(row)
-            }
-        };
+        let outcome = take_code_tx(&tx, now, code_hash)?;
         tx.commit()?;
         Ok(outcome)
+    }
+
+    /// Redeems a code in one transaction (issue 11 item 14): spends it, runs `check` on what it
+    /// was issued for (client, redirect URI, PKCE, resource), and creates its grant with the
+    /// first tokens. Nobody can present the code between the taking and the grant: a replay
+    /// waits for this transaction, then finds the grant and revokes it. A failed `check` still
+    /// spends the code (a code is spent by being presented).
+    #[allow(clippy::too_many_arguments)]
+    pub fn redeem_code<F>(
+        &self,
+        now: i64,
+        code_hash: &[u8],
+        grant_id: &str,
+        issue: &Issue,
+        max_grants_per_subject: usize,
+        check: impl FnOnce(&CodeRow) -> Result<(), F>,
+    ) -> Result<Redeemed<F>, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let redeemed = match take_code_tx(&tx, now, code_hash)? {
+            CodeOutcome::Unknown => Redeemed::Unknown,
+            CodeOutcome::Expired => Redeemed::Expired,
+            CodeOutcome::Reused { revoked } => Redeemed::Reused { revoked },
+            CodeOutcome::Valid(row) => match check(&row) {
+                Err(why) => Redeemed::Refused { row, why },
+                Ok(()) => {
+                    let evicted = create_grant_tx(
+                        &tx,
+                        now,
+                        grant_id,
+                        code_hash,
+                        &row,
+                        issue,
+                        max_grants_per_subject,
+                    )?;
+                    Redeemed::Granted { row, evicted }
+                }
+            },
+        };
+        tx.commit()?;
+        Ok(redeemed)
     }
 
     // -----------------------------------------------------------------------------------------
     // Grants and tokens
     // -----------------------------------------------------------------------------------------
-
-    /// Creates a grant from a redeemed code with its first tokens. A user over
-    /// `max_grants_per_subject` loses their oldest grant.
-    #[allow(clippy::too_many_arguments)]
-    pub fn create_grant(
-        &self,
-        now: i64,
-        grant_id: &str,
-        code_hash: &[u8],
-        code: &CodeRow,
-        issue: &Issue,
-        max_grants_per_subject: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        purge(&tx, now)?;
-        let mut evicted = Vec::new();
-        {
-            let mut stmt = tx.prepare(
-                "SELECT grant_id FROM grants WHERE subject = ?1 AND revoked_at IS NULL
-                 ORDER BY created_at DESC, rowid DESC",
-            )?;
-            let live: Vec<String> = stmt
-                .query_map(params![code.subject], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            for old in live.iter().skip(max_grants_per_subject.saturating_sub(1)) {
-                evicted.push(old.clone());
-            }
-        }
-        for old in &evicted {
-            revoke_grant_tx(&tx, now, old)?;
-        }
-        tx.execute(
-            "INSERT INTO grants (grant_id, client_id, subject, coda_token, resource, scope, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                grant_id,
-                code.client_id,
-                code.subject,
-                code.coda_token,
-                code.resource,
-                code.scope,
-                now,
-                issue.refresh_expires_at
-            ],
-        )?;
-        tx.execute(
-            "UPDATE codes SET grant_id = ?2 WHERE code_hash = ?1",
-            params![code_hash, grant_id],
-        )?;
-        insert_tokens(&tx, now, grant_id, issue)?;
-        tx.commit()?;
-        Ok(evicted)
-    }
 
     /// Exchanges a refresh token for new tokens (the old one is spent). A spent one coming back
     /// revokes its whole grant.
@@ -685,6 +647,113 @@ impl Store {
     }
 }
 
+/// The first step of a redemption, inside the caller's transaction: spends the code, revoking
+/// the grant issued from it when it was spent before.
+fn take_code_tx(
+    tx: &Transaction<'_>,
+    now: i64,
+    code_hash: &[u8],
+) -> Result<CodeOutcome, StoreError> {
+    type Found = (CodeRow, i64, Option<i64>, Option<String>);
+    let found: Option<Found> = tx
+        .query_row(
+            "SELECT client_id, redirect_uri, code_challenge, resource, scope, subject, coda_token,
+                    expires_at, used_at, grant_id
+             FROM codes WHERE code_hash = ?1",
+            params![code_hash],
+            |r| {
+                Ok((
+                    CodeRow {
+                        client_id: r.get(0)?,
+                        redirect_uri: r.get(1)?,
+                        code_challenge: r.get(2)?,
+                        resource: r.get(3)?,
+                        scope: r.get(4)?,
+                        subject: r.get(5)?,
+                        coda_token: r.get(6)?,
+                    },
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((row, expires_at, used_at, grant_id)) = found else {
+        return Ok(CodeOutcome::Unknown);
+    };
+    if used_at.is_some() {
+        let revoked = match grant_id {
+            Some(grant_id) => {
+                revoke_grant_tx(tx, now, &grant_id)?;
+                Some((grant_id, row.subject.clone()))
+            }
+            None => None,
+        };
+        return Ok(CodeOutcome::Reused { revoked });
+    }
+    tx.execute(
+        "UPDATE codes SET used_at = ?2 WHERE code_hash = ?1",
+        params![code_hash, now],
+    )?;
+    Ok(if expires_at <= now {
+        CodeOutcome::Expired
+    } else {
+        CodeOutcome::Valid(row)
+    })
+}
+
+/// Creates a grant from a code just taken in the same transaction, with its first tokens. A user
+/// over `max_grants_per_subject` loses their oldest grant.
+#[allow(clippy::too_many_arguments)]
+fn create_grant_tx(
+    tx: &Transaction<'_>,
+    now: i64,
+    grant_id: &str,
+    code_hash: &[u8],
+    code: &CodeRow,
+    issue: &Issue,
+    max_grants_per_subject: usize,
+) -> Result<Vec<String>, StoreError> {
+    purge(tx, now)?;
+    let mut evicted = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT grant_id FROM grants WHERE subject = ?1 AND revoked_at IS NULL
+             ORDER BY created_at DESC, rowid DESC",
+        )?;
+        let live: Vec<String> = stmt
+            .query_map(params![code.subject], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for old in live.iter().skip(max_grants_per_subject.saturating_sub(1)) {
+            evicted.push(old.clone());
+        }
+    }
+    for old in &evicted {
+        revoke_grant_tx(tx, now, old)?;
+    }
+    tx.execute(
+        "INSERT INTO grants (grant_id, client_id, subject, coda_token, resource, scope, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            grant_id,
+            code.client_id,
+            code.subject,
+            code.coda_token,
+            code.resource,
+            code.scope,
+            now,
+            issue.refresh_expires_at
+        ],
+    )?;
+    tx.execute(
+        "UPDATE codes SET grant_id = ?2 WHERE code_hash = ?1",
+        params![code_hash, grant_id],
+    )?;
+    insert_tokens(tx, now, grant_id, issue)?;
+    Ok(evicted)
+}
+
 fn insert_tokens(
     tx: &Transaction<'_>,
     now: i64,
@@ -774,13 +843,16 @@ mod tests {
         let mut new = code(subject, now + 60);
         new.code_hash = format!("code-{tag}").into_bytes();
         store.insert_code(now, &new).unwrap();
-        let CodeOutcome::Valid(row) = store.take_code(now, &new.code_hash).unwrap() else {
-            panic!("code not valid")
-        };
         let grant_id = format!("grant-{tag}");
-        store
-            .create_grant(now, &grant_id, &new.code_hash, &row, &issue(tag, now), 3)
+        let redeemed = store
+            .redeem_code(now, &new.code_hash, &grant_id, &issue(tag, now), 3, |_| {
+                Ok::<(), ()>(())
+            })
             .unwrap();
+        assert!(
+            matches!(redeemed, Redeemed::Granted { .. }),
+            "code not valid"
+        );
         grant_id
     }
 
@@ -842,6 +914,75 @@ mod tests {
         let outcome = store.take_code(1_002, b"code-a").unwrap();
         assert!(matches!(outcome, CodeOutcome::Reused { revoked: Some((g, _)) } if g == grant));
         assert!(store.access(1_003, b"at-a").unwrap().is_none());
+    }
+
+    /// Issue 11 item 14: taking a code and creating its grant were two transactions, so a replay
+    /// presented between them found the code spent but no grant yet, revoked nothing, and the
+    /// first redemption then created a live grant. Now a replay that arrives while the first
+    /// redemption is between its two steps waits for it, finds the grant, and revokes it.
+    #[test]
+    fn a_replay_during_a_redemption_revokes_the_grant_it_makes() {
+        let store = std::sync::Arc::new(Store::in_memory().unwrap());
+        let now = 1_000;
+        let new = code("alice", now + 60);
+        store.insert_code(now, &new).unwrap();
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let store = store.clone();
+            let hash = new.code_hash.clone();
+            std::thread::spawn(move || {
+                store
+                    .redeem_code(now, &hash, "grant-first", &issue("first", now), 3, |_| {
+                        // Taken, not yet granted: let the replay in now.
+                        inside_tx.send(()).unwrap();
+                        go_rx.recv().unwrap();
+                        Ok::<(), ()>(())
+                    })
+                    .unwrap()
+            })
+        };
+        inside_rx.recv().unwrap();
+        let replay = {
+            let store = store.clone();
+            let hash = new.code_hash.clone();
+            std::thread::spawn(move || {
+                store
+                    .redeem_code(now, &hash, "grant-replay", &issue("replay", now), 3, |_| {
+                        Ok::<(), ()>(())
+                    })
+                    .unwrap()
+            })
+        };
+        go_tx.send(()).unwrap();
+        let first = first.join().unwrap();
+        let replay = replay.join().unwrap();
+        assert!(matches!(first, Redeemed::Granted { .. }), "{first:?}");
+        assert!(
+            matches!(&replay, Redeemed::Reused { revoked: Some((g, _)) } if g == "grant-first"),
+            "{replay:?}"
+        );
+        assert!(store.access(now, b"at-first").unwrap().is_none(), "revoked");
+        assert!(store.access(now, b"at-replay").unwrap().is_none());
+        assert_eq!(store.live_grants("alice").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_failed_check_spends_the_code_without_a_grant() {
+        let store = Store::in_memory().unwrap();
+        let new = code("alice", 1_060);
+        store.insert_code(1_000, &new).unwrap();
+        let refused = store
+            .redeem_code(1_000, &new.code_hash, "g", &issue("x", 1_000), 3, |_| {
+                Err("pkce")
+            })
+            .unwrap();
+        assert!(matches!(refused, Redeemed::Refused { why: "pkce", .. }));
+        assert_eq!(store.live_grants("alice").unwrap(), 0);
+        assert!(matches!(
+            store.take_code(1_001, &new.code_hash).unwrap(),
+            CodeOutcome::Reused { revoked: None }
+        ));
     }
 
     #[test]
