@@ -1306,3 +1306,88 @@ async fn concurrent_redemptions_of_one_code_leave_no_live_grant() {
         );
     }
 }
+
+/// Issue 11 item 7 (RFC 9700 §4.11.2): a client registered without auth a moment ago is not
+/// known-good, so an invalid request from it shows the error page instead of redirecting to
+/// its `https://evil.example/cb`; once a user approved a client, its errors go back to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_before_approval_redirect_only_to_known_good_clients() {
+    let env = Env::start(|_| {}).await;
+    let evil = "https://evil.example/cb";
+    let client_id = env.register(evil).await;
+    let pkce = pkce();
+    let bad_requests: [&[(&str, &str)]; 3] = [
+        &[("response_type", "token")],
+        &[("response_type", "code")],
+        &[
+            ("response_type", "code"),
+            ("code_challenge", &pkce.challenge),
+            ("code_challenge_method", "plain"),
+        ],
+    ];
+    for extra in bad_requests {
+        let mut params = vec![
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", evil),
+            ("state", "s1"),
+        ];
+        params.extend_from_slice(extra);
+        let response = env.authorize_get(&params).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{extra:?}");
+        assert!(
+            response.headers().get("location").is_none(),
+            "{extra:?}: redirected to {:?}",
+            response.headers().get("location")
+        );
+        let html = response.text().await.unwrap();
+        assert!(html.contains("Nothing was sent back"), "{html}");
+    }
+    // Without redirect_uri (the single registered one is implied): still the page.
+    let response = env
+        .authorize_get(&[("client_id", &client_id), ("response_type", "token")])
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("location").is_none());
+
+    // A user approves a client at https://app.example/cb; from then on it is known-good.
+    let app = "https://app.example/cb";
+    let app_id = env.register(app).await;
+    let resource = env.resource();
+    let page = read_page(
+        env.authorize_get(&[
+            ("response_type", "code"),
+            ("client_id", &app_id),
+            ("redirect_uri", app),
+            ("code_challenge", &pkce.challenge),
+            ("code_challenge_method", "S256"),
+            ("resource", &resource),
+        ])
+        .await,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let (target, back) = location(&env.approve(&page, ALICE, "approve").await);
+    assert_eq!(target, app);
+    let (status, tokens) = env
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &back["code"]),
+            ("redirect_uri", app),
+            ("client_id", &app_id),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let response = env
+        .authorize_get(&[
+            ("client_id", &app_id),
+            ("redirect_uri", app),
+            ("response_type", "token"),
+            ("state", "s2"),
+        ])
+        .await;
+    let (target, params) = location(&response);
+    assert_eq!(target, app);
+    assert_eq!(params["error"], "unsupported_response_type");
+    assert_eq!(params["state"], "s2");
+}

@@ -398,6 +398,47 @@ fn redirect_to(
     response
 }
 
+/// Whether errors may be redirected to `redirect_uri` (already an exact match of one the client
+/// registered) before any user approved this request. Known-good means one of:
+/// - the redirect URI is on loopback (`http://127.0.0.1`, `[::1]`, `localhost`; RFC 8252 native
+///   apps): the response never leaves the user's machine;
+/// - the client is a metadata document (an https `client_id` fetched just now) and the redirect
+///   URI has the `client_id`'s origin: the link itself names where the browser goes;
+/// - a user approved this client on this gateway before (it holds a grant, live or remembered).
+///
+/// Anything else (say a client registered without auth a minute ago) gets the error page.
+async fn known_good(
+    oauth: &Arc<OAuth>,
+    client_id: &str,
+    verified: bool,
+    redirect_uri: &str,
+) -> bool {
+    let Ok(url) = reqwest::Url::parse(redirect_uri) else {
+        return false;
+    };
+    let loopback = url.scheme() == "http"
+        && match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+    if loopback {
+        return true;
+    }
+    if verified && reqwest::Url::parse(client_id).is_ok_and(|id| id.origin() == url.origin()) {
+        return true;
+    }
+    let id = client_id.to_string();
+    oauth
+        .db(move |s| s.client_has_grant(&id))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "OAuth store failed; treating the client as not known-good");
+            false
+        })
+}
+
 async fn check_request(oauth: &Arc<OAuth>, origin: &Origin, query: &str) -> Result<Pending, Stop> {
     let params = pairs(query.as_bytes()).map_err(|e| {
         Stop::Page(
@@ -485,7 +526,18 @@ async fn check_request(oauth: &Arc<OAuth>, origin: &Origin, query: &str) -> Resu
     };
     let state = get("state").map(str::to_string);
     let iss = origin.base.as_str();
+    // Issue 11 item 7 (RFC 9700 §4.11.2): before the user approved anything, an error goes back
+    // to the client only when the client is known-good; otherwise anyone could register
+    // `https://evil.example/cb` and use this gateway as an open redirector.
+    let known_good = known_good(oauth, client_id, verified, &redirect_uri).await;
     let fail = |error: &str, description: &str| {
+        if !known_good {
+            return Stop::Page(
+                StatusCode::BAD_REQUEST,
+                "Invalid sign-in request",
+                format!("The application sent an invalid request ({error}: {description}). Nothing was sent back to it; start the connection again from the application."),
+            );
+        }
         Stop::Redirect(redirect_to(
             &redirect_uri,
             &[("error", error), ("error_description", description)],

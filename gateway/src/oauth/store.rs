@@ -364,6 +364,20 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a user approved this client here (it holds a grant, live or remembered as
+    /// revoked): one of the ways a client counts as known-good for error redirects.
+    pub fn client_has_grant(&self, client_id: &str) -> Result<bool, StoreError> {
+        let found = self
+            .lock()
+            .query_row(
+                "SELECT 1 FROM grants WHERE client_id = ?1 LIMIT 1",
+                params![client_id],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
     pub fn client_count(&self) -> Result<usize, StoreError> {
         let count: i64 = self
             .lock()
