@@ -250,6 +250,10 @@ pub struct Config {
     #[arg(long, env = "OAUTH_MAX_CLIENTS", default_value_t = 1000)]
     pub oauth_max_clients: usize,
 
+    /// Dynamic client registrations per minute from one IPv4 address or one IPv6 /64.
+    #[arg(long, env = "OAUTH_REGISTER_RATE_LIMIT_PER_MIN", default_value_t = 10)]
+    pub oauth_register_rate_limit_per_min: u32,
+
     /// Most live OAuth grants (sign-ins) per user; a new one revokes the oldest.
     #[arg(long, env = "OAUTH_MAX_GRANTS_PER_USER", default_value_t = 20)]
     pub oauth_max_grants_per_user: usize,
@@ -430,6 +434,10 @@ impl Config {
             ),
             ("OAUTH_CODE_TTL_SECS", self.oauth_code_ttl_secs),
             ("OAUTH_MAX_CLIENTS", self.oauth_max_clients as u64),
+            (
+                "OAUTH_REGISTER_RATE_LIMIT_PER_MIN",
+                u64::from(self.oauth_register_rate_limit_per_min),
+            ),
             (
                 "OAUTH_MAX_GRANTS_PER_USER",
                 self.oauth_max_grants_per_user as u64,

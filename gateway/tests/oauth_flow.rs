@@ -73,6 +73,7 @@ fn config(coda: &MockCoda, dir: &std::path::Path) -> Config {
     config.audit_log = dir.join("audit.log").to_string_lossy().into_owned();
     config.auth_rate_limit_per_min = 1_000_000;
     config.identity_rate_limit_per_min = 1_000_000;
+    config.oauth_register_rate_limit_per_min = 1_000_000;
     config
 }
 
@@ -1390,4 +1391,119 @@ async fn errors_before_approval_redirect_only_to_known_good_clients() {
     assert_eq!(target, app);
     assert_eq!(params["error"], "unsupported_response_type");
     assert_eq!(params["state"], "s2");
+}
+
+/// A registration as if from `ip` (the gateway trusts 127.0.0.1 as a proxy in these tests).
+async fn register_from(env: &Env, ip: &str) -> reqwest::Response {
+    env.http
+        .post(format!("{}/oauth/register", env.base))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"client_name": "Flood", "redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Whether the authorize page still knows `client_id`.
+async fn page_knows(env: &Env, client_id: &str, pkce: &Pkce) -> bool {
+    let response = env
+        .authorize_get(&[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", &pkce.challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .await;
+    response.status() == StatusCode::OK
+}
+
+/// Issue 11 item 8: registrations are limited per IPv4 address and per IPv6 /64; a flood from
+/// one address gets 429 and the client registered before it keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_is_limited_per_address_and_per_ipv6_64() {
+    let env = Env::start(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.oauth_register_rate_limit_per_min = 3;
+    })
+    .await;
+    let pkce = pkce();
+    let early = register_from(&env, "198.51.100.1").await;
+    assert_eq!(early.status(), StatusCode::CREATED);
+    let early: Value = early.json().await.unwrap();
+    let early = early["client_id"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(register_from(&env, "198.51.100.1").await.status());
+    }
+    assert_eq!(&statuses[..2], &[StatusCode::CREATED; 2], "{statuses:?}");
+    assert!(
+        statuses[2..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let limited = register_from(&env, "198.51.100.1").await;
+    assert!(limited.headers().get("retry-after").is_some());
+    assert!(
+        page_knows(&env, &early, &pkce).await,
+        "the early client works"
+    );
+    // Another address has its own budget; addresses of one IPv6 /64 share one.
+    assert_eq!(
+        register_from(&env, "198.51.100.2").await.status(),
+        StatusCode::CREATED
+    );
+    for host in ["1", "2", "3"] {
+        let ip = format!("2001:db8:1:2::{host}");
+        assert_eq!(register_from(&env, &ip).await.status(), StatusCode::CREATED);
+    }
+    assert_eq!(
+        register_from(&env, "2001:db8:1:2:ffff::9").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        register_from(&env, "2001:db8:1:3::1").await.status(),
+        StatusCode::CREATED
+    );
+    env.audited("oauth_register_per_ip").await;
+}
+
+/// Issue 11 item 8: from many addresses, the client cap never evicts a client younger than the
+/// sign-in window; the newcomer gets a clear error instead, until old clients may make room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_cap_never_evicts_a_young_client() {
+    let env = Env::start(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.oauth_max_clients = 5;
+    })
+    .await;
+    let pkce = pkce();
+    let mut young = Vec::new();
+    for n in 1..=5 {
+        let response = register_from(&env, &format!("198.51.100.{n}")).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        young.push(body["client_id"].as_str().unwrap().to_string());
+    }
+    for n in 6..=30 {
+        let response = register_from(&env, &format!("198.51.100.{n}")).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{n}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("OAUTH_MAX_CLIENTS"),
+            "{body}"
+        );
+    }
+    for client_id in &young {
+        assert!(page_knows(&env, client_id, &pkce).await, "{client_id}");
+    }
+    // Past the sign-in window (page 10 min + code 60 s) the least recently used one may go.
+    env.clock.advance(600 + 60);
+    let response = register_from(&env, "198.51.100.99").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
 }

@@ -23,6 +23,7 @@ use super::{
 use crate::audit::{Event, EventType};
 use crate::edge::AppState;
 use crate::identity::{Refusal, Secret};
+use crate::ratelimit::{retry_after_secs, Decision};
 
 /// The cookie that ties the authorize form to the browser that loaded the page (CSRF).
 const CSRF_COOKIE: &str = "cgw_oauth_csrf";
@@ -145,6 +146,32 @@ fn json_response(status: StatusCode, body: Value) -> Response {
 
 pub async fn register(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let origin = Origin::of(&state, &request);
+    if let Some(oauth) = &state.oauth {
+        let key = registration_key(origin.ip);
+        if let Decision::Deny { retry_after } = oauth.register_limit.check(&key, Instant::now()) {
+            let retry_after = retry_after_secs(retry_after);
+            crate::metrics::METRICS
+                .rate_limited
+                .inc(&[("limiter", "oauth_register")]);
+            state.audit.emit(
+                origin
+                    .event(EventType::RateLimited, "oauth_register_per_ip")
+                    .detail("key", key.as_str()),
+            );
+            let mut response = OAuthError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                format!(
+                    "too many client registrations from this address; retry after {retry_after} s"
+                ),
+            )
+            .into_response();
+            if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
+    }
     match register_inner(&state, &origin, request).await {
         Ok(response) => response,
         Err(e) => {
@@ -156,6 +183,25 @@ pub async fn register(State(state): State<Arc<AppState>>, request: Request) -> R
             e.into_response()
         }
     }
+}
+
+/// The registration limiter's key (issue 11 item 8): an IPv4 address, or the /64 an IPv6
+/// address is in (one host usually holds a whole /64, so per-address keys would not limit it).
+fn registration_key(ip: Option<std::net::IpAddr>) -> String {
+    match ip.map(|ip| ip.to_canonical()) {
+        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Some(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        None => "unknown".into(),
+    }
+}
+
+/// How long a new client may be mid sign-in (the page's life plus the code's): it is never
+/// evicted to make room for another (issue 11 item 8).
+fn sign_in_window(oauth: &OAuth) -> i64 {
+    PAGE_TTL + oauth.settings.code_ttl
 }
 
 async fn register_inner(
@@ -257,14 +303,18 @@ async fn register_inner(
         last_used_at: now,
     };
     let max = oauth.settings.max_clients;
+    let young = sign_in_window(&oauth);
     oauth
-        .db(move |s| s.put_client(now, &row, max))
+        .db(move |s| s.put_client(now, &row, max, young))
         .await
         .map_err(|e| match e {
             StoreError::Full => OAuthError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
-                "too many registered clients; ask the operator",
+                format!(
+                    "this gateway holds its maximum of {max} clients (OAUTH_MAX_CLIENTS), each signed in or registered in the last {} minutes; try again later or ask the operator",
+                    young / 60
+                ),
             ),
             e => store_failed(e),
         })?;
@@ -481,8 +531,9 @@ async fn check_request(oauth: &Arc<OAuth>, origin: &Origin, query: &str) -> Resu
             last_used_at: now,
         };
         let max = oauth.settings.max_clients;
+        let young = sign_in_window(oauth);
         oauth
-            .db(move |s| s.put_client(now, &row, max))
+            .db(move |s| s.put_client(now, &row, max, young))
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "could not record a metadata-document client");
@@ -1199,6 +1250,19 @@ pub async fn revoke(State(state): State<Arc<AppState>>, request: Request) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registrations_are_keyed_per_ipv4_address_and_ipv6_slash_64() {
+        let key = |text: &str| registration_key(Some(text.parse().unwrap()));
+        assert_eq!(key("198.51.100.7"), "198.51.100.7");
+        assert_eq!(key("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(registration_key(None), "unknown");
+    }
 
     #[test]
     fn resources_compare_canonically() {

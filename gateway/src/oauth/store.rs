@@ -279,13 +279,17 @@ impl Store {
     // -----------------------------------------------------------------------------------------
 
     /// Records a client. When `max_clients` are there already, the least recently used client
-    /// that holds no grant makes room; if every client holds one, [`StoreError::Full`].
+    /// that holds no grant and is older than `young_secs` makes room; if none may go,
+    /// [`StoreError::Full`]. A client younger than the sign-in window is never evicted (issue 11
+    /// item 8): its user may be on the sign-in page right now, and a flood of registrations
+    /// must not turn it into "unknown client_id".
     /// A metadata-document client with the same id is replaced (refetched documents).
     pub fn put_client(
         &self,
         now: i64,
         client: &ClientRow,
         max_clients: usize,
+        young_secs: i64,
     ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
@@ -307,8 +311,9 @@ impl Store {
                     "DELETE FROM clients WHERE client_id = (
                         SELECT c.client_id FROM clients c
                         WHERE NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = c.client_id AND g.revoked_at IS NULL)
+                          AND c.created_at <= ?1
                         ORDER BY c.last_used_at ASC LIMIT 1)",
-                    [],
+                    params![now - young_secs],
                 )?;
                 if evicted == 0 {
                     return Err(StoreError::Full);
@@ -886,7 +891,7 @@ mod tests {
                 metadata: "{}".into(),
                 last_used_at: 0,
             };
-            store.put_client(1, &client, 10).unwrap();
+            store.put_client(1, &client, 10, 0).unwrap();
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
@@ -1082,6 +1087,38 @@ mod tests {
         assert_eq!(counts["refresh_tokens"], 0, "{counts:?}");
     }
 
+    /// Issue 11 item 8: a flood of registrations never evicts a client younger than the
+    /// sign-in window; the newcomer is refused instead, and once the window passed the least
+    /// recently used old client makes room again.
+    #[test]
+    fn young_clients_are_never_evicted() {
+        let store = Store::in_memory().unwrap();
+        let client = |id: &str| ClientRow {
+            client_id: id.into(),
+            kind: "registered".into(),
+            client_name: id.into(),
+            redirect_uris: vec![],
+            metadata: "{}".into(),
+            last_used_at: 0,
+        };
+        let young = 660;
+        store.put_client(1_000, &client("early"), 3, young).unwrap();
+        store.put_client(1_010, &client("b"), 3, young).unwrap();
+        store.put_client(1_020, &client("c"), 3, young).unwrap();
+        for i in 0..50 {
+            assert!(matches!(
+                store.put_client(1_030 + i, &client(&format!("flood-{i}")), 3, young),
+                Err(StoreError::Full)
+            ));
+        }
+        assert!(store.client("early").unwrap().is_some());
+        store
+            .put_client(1_000 + young, &client("later"), 3, young)
+            .unwrap();
+        assert!(store.client("early").unwrap().is_none(), "old enough now");
+        assert!(store.client("b").unwrap().is_some());
+    }
+
     #[test]
     fn a_database_from_a_newer_build_is_refused() {
         let dir =
@@ -1112,15 +1149,15 @@ mod tests {
             metadata: "{}".into(),
             last_used_at: 0,
         };
-        store.put_client(1, &client("client-1"), 2).unwrap();
-        store.put_client(2, &client("c2"), 2).unwrap();
-        store.put_client(3, &client("c3"), 2).unwrap();
+        store.put_client(1, &client("client-1"), 2, 0).unwrap();
+        store.put_client(2, &client("c2"), 2, 0).unwrap();
+        store.put_client(3, &client("c3"), 2, 0).unwrap();
         assert_eq!(store.client_count().unwrap(), 2);
         assert!(store.client("client-1").unwrap().is_some(), "holds a grant");
         assert!(store.client("c2").unwrap().is_none(), "least recently used");
         // Every client holds a live grant: no room is made, the new one is refused.
         assert!(matches!(
-            store.put_client(4, &client("c4"), 1),
+            store.put_client(4, &client("c4"), 1, 0),
             Err(StoreError::Full)
         ));
     }
