@@ -1507,3 +1507,40 @@ async fn the_client_cap_never_evicts_a_young_client() {
     let response = register_from(&env, "198.51.100.99").await;
     assert_eq!(response.status(), StatusCode::CREATED);
 }
+
+/// Issue 11 item 16: a gateway-issued access token is proven by the gateway's own records, so
+/// failed authentications by others from the same address never lock it out, even when the
+/// Coda token behind it is no longer in the whoami cache; a raw Coda token not in the cache
+/// waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_from_one_address_never_lock_out_an_issued_token() {
+    let env = Env::start(|c| {
+        c.auth_rate_limit_per_min = 6;
+        c.auth_cache_ttl_secs = 1;
+        c.auth_negative_cache_ttl_secs = 1;
+    })
+    .await;
+    // Registration, page, approval and exchange take 4 of the 6.
+    let (_, tokens) = signed_in(&env, ALICE).await;
+    let access = field(&tokens, "access_token");
+    for _ in 0..2 {
+        assert_eq!(
+            env.initialize("wrong-token-0000000").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        env.initialize("wrong-token-0000000").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Let the whoami cache forget Alice's Coda token (a condition to reach, not a time asserted).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (status, _, child) = env.initialize(&access).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(child, Some(fingerprint(ALICE)));
+    assert_eq!(
+        env.initialize(BOB).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "an unproven token from this address still waits"
+    );
+}

@@ -95,7 +95,9 @@ pub async fn authenticate(
         }
     };
     if let Some(retry_after) = limited {
-        if !authenticator.is_proven(&token) {
+        // Proven: a gateway-issued access token found in the OAuth store (the gateway's own
+        // record; unguessable), or a Coda token Coda accepted recently.
+        if issued.is_none() && !authenticator.is_proven(&token) {
             return locked_out(retry_after);
         }
     }
