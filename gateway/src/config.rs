@@ -247,9 +247,20 @@ pub struct Config {
     #[arg(long, env = "ALLOWED_USERS", value_delimiter = ',')]
     pub allowed_users: Vec<String>,
 
-    /// Per client IP, per minute: requests to discovery endpoints plus failed authentications.
+    /// Per client IP, per minute: failed authentications (and OAuth endpoint requests). A token
+    /// the gateway already accepted is never refused because of other tokens' failures.
     #[arg(long, env = "AUTH_RATE_LIMIT_PER_MIN", default_value_t = 10)]
     pub auth_rate_limit_per_min: u32,
+
+    /// Per client IP, per minute: requests for the (static, cacheable) discovery documents, a
+    /// budget of their own so that reading them never locks anyone out of /mcp.
+    #[arg(long, env = "DISCOVERY_RATE_LIMIT_PER_MIN", default_value_t = 600)]
+    pub discovery_rate_limit_per_min: u32,
+
+    /// How old Coda's last answer may be before /ready asks Coda again. While Coda does not
+    /// answer, /ready asks at most every 5 s, backing off to once a minute.
+    #[arg(long, env = "READY_CODA_FRESHNESS_SECS", default_value_t = 30)]
+    pub ready_coda_freshness_secs: u64,
 
     /// Per identity, per minute: authenticated requests to /mcp.
     #[arg(long, env = "IDENTITY_RATE_LIMIT_PER_MIN", default_value_t = 1200)]
@@ -315,6 +326,10 @@ pub struct Config {
     /// grants make room for new ones.
     #[arg(long, env = "OAUTH_MAX_CLIENTS", default_value_t = 1000)]
     pub oauth_max_clients: usize,
+
+    /// Dynamic client registrations per minute from one IPv4 address or one IPv6 /64.
+    #[arg(long, env = "OAUTH_REGISTER_RATE_LIMIT_PER_MIN", default_value_t = 10)]
+    pub oauth_register_rate_limit_per_min: u32,
 
     /// Most live OAuth grants (sign-ins) per user; a new one revokes the oldest.
     #[arg(long, env = "OAUTH_MAX_GRANTS_PER_USER", default_value_t = 20)]
@@ -385,6 +400,7 @@ impl Config {
             ("SSE_PENDING_EVENTS", self.sse_pending_events as u64),
             ("SSE_REPLAY_BYTES", self.sse_replay_bytes as u64),
             ("CHILD_START_TIMEOUT_SECS", self.child_start_timeout_secs),
+            ("READY_CODA_FRESHNESS_SECS", self.ready_coda_freshness_secs),
             (
                 "CHILD_STDERR_LINES_PER_SEC",
                 u64::from(self.child_stderr_lines_per_sec),
@@ -456,6 +472,15 @@ impl Config {
                 }
             }
             AuthMode::None => {}
+        }
+        // Issue 11 item 13: without PUBLIC_URL the metadata and challenges name whatever `Host`
+        // a request sent, so anyone who can reach a public listener (or poison a shared cache in
+        // front of it) can point clients' sign-in at their own server. Loopback stays convenient.
+        if self.public_url.is_none() && !self.host.is_loopback() {
+            return Err(bad(
+                "PUBLIC_URL",
+                "is required when HOST is not a loopback address (e.g. PUBLIC_URL=https://coda.example.com): otherwise discovery metadata would follow each request's Host header",
+            ));
         }
         if !matches!(self.log_format.as_str(), "json" | "text") {
             return Err(bad("LOG_FORMAT", "must be `json` or `text`"));
@@ -605,6 +630,10 @@ impl Config {
             ),
             ("OAUTH_CODE_TTL_SECS", self.oauth_code_ttl_secs),
             ("OAUTH_MAX_CLIENTS", self.oauth_max_clients as u64),
+            (
+                "OAUTH_REGISTER_RATE_LIMIT_PER_MIN",
+                u64::from(self.oauth_register_rate_limit_per_min),
+            ),
             (
                 "OAUTH_MAX_GRANTS_PER_USER",
                 self.oauth_max_grants_per_user as u64,
@@ -959,6 +988,20 @@ mod tests {
             "empty"
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_public_listener_needs_public_url() {
+        let mut config = Config::with_command("server");
+        config.auth_mode = AuthMode::Coda;
+        config.coda_api_token = Some("operator-token-123".into());
+        config.host = "0.0.0.0".parse().unwrap();
+        assert_eq!(config.validate().unwrap_err().name, "PUBLIC_URL");
+        config.public_url = Some("https://coda.example.com".into());
+        assert!(config.validate().is_ok());
+        config.public_url = None;
+        config.host = "::1".parse().unwrap();
+        assert!(config.validate().is_ok(), "loopback may derive from Host");
     }
 
     #[test]

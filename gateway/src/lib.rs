@@ -137,6 +137,11 @@ pub async fn serve_with_clock(
             minute,
             config.rate_limit_max_keys,
         ),
+        discovery_limit: RateLimiter::new(
+            config.discovery_rate_limit_per_min,
+            minute,
+            config.rate_limit_max_keys,
+        ),
         identity_limit: RateLimiter::new(
             config.identity_rate_limit_per_min,
             minute,

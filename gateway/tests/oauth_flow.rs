@@ -73,6 +73,7 @@ fn config(coda: &MockCoda, dir: &std::path::Path) -> Config {
     config.audit_log = dir.join("audit.log").to_string_lossy().into_owned();
     config.auth_rate_limit_per_min = 1_000_000;
     config.identity_rate_limit_per_min = 1_000_000;
+    config.oauth_register_rate_limit_per_min = 1_000_000;
     config
 }
 
@@ -1296,5 +1297,324 @@ async fn concurrent_use_of_one_refresh_token_lets_at_most_one_win() {
     assert_eq!(
         env.initialize(&winners[0]).await.0,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Issue 11 item 12: a client ID metadata document URL whose host is an IPv6 address reaching
+/// private IPv4 space (NAT64 of 127.0.0.1) is refused before any connection is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_documents_on_ipv6_forms_of_private_addresses_are_refused() {
+    let env = Env::start(|_| {}).await;
+    let pkce = pkce();
+    for client_id in [
+        "https://[64:ff9b::7f00:1]/client.json",
+        "https://[2002:a9fe:a9fe::1]/client.json",
+        "https://[fec0::1]/client.json",
+        "https://[::7f00:1]/client.json",
+    ] {
+        let page = read_page(
+            env.authorize_get(&[
+                ("response_type", "code"),
+                ("client_id", client_id),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", &pkce.challenge),
+                ("code_challenge_method", "S256"),
+            ])
+            .await,
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{client_id}");
+        assert!(
+            page.html.contains("private address"),
+            "{client_id}: {}",
+            page.html
+        );
+    }
+}
+
+/// Issue 11 item 14: the same code presented concurrently. Taking a code and creating its grant
+/// are one transaction, so whichever exchange wins, the others are replays that find its grant
+/// and revoke it: no interleaving leaves a live grant behind a replayed code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_redemptions_of_one_code_leave_no_live_grant() {
+    let env = Env::start(|c| c.oauth_max_grants_per_user = 100).await;
+    // Several rounds: before the fix, the losing interleaving showed up in most runs of a few.
+    for round in 0..20 {
+        let (client_id, pkce, code) = authorize(&env, ALICE).await;
+        let resource = env.resource();
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let http = env.http.clone();
+            let url = format!("{}/oauth/token", env.base);
+            let form = vec![
+                ("grant_type", "authorization_code".to_string()),
+                ("code", code.clone()),
+                ("redirect_uri", REDIRECT.to_string()),
+                ("client_id", client_id.clone()),
+                ("code_verifier", pkce.verifier.clone()),
+                ("resource", resource.clone()),
+            ];
+            tasks.push(tokio::spawn(async move {
+                let response = http.post(url).form(&form).send().await.unwrap();
+                let status = response.status();
+                (status, response.json::<Value>().await.unwrap())
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (status, body) = task.await.unwrap();
+            if status == StatusCode::OK {
+                winners.push(field(&body, "access_token"));
+            } else {
+                assert_eq!(body["error"], "invalid_grant", "round {round}: {body}");
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one redemption wins"
+        );
+        assert_eq!(
+            env.initialize(&winners[0]).await.0,
+            StatusCode::UNAUTHORIZED,
+            "round {round}: the replays revoked the winner's grant"
+        );
+    }
+}
+
+/// Issue 11 item 7 (RFC 9700 §4.11.2): a client registered without auth a moment ago is not
+/// known-good, so an invalid request from it shows the error page instead of redirecting to
+/// its `https://evil.example/cb`; once a user approved a client, its errors go back to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_before_approval_redirect_only_to_known_good_clients() {
+    let env = Env::start(|_| {}).await;
+    let evil = "https://evil.example/cb";
+    let client_id = env.register(evil).await;
+    let pkce = pkce();
+    let bad_requests: [&[(&str, &str)]; 3] = [
+        &[("response_type", "token")],
+        &[("response_type", "code")],
+        &[
+            ("response_type", "code"),
+            ("code_challenge", &pkce.challenge),
+            ("code_challenge_method", "plain"),
+        ],
+    ];
+    for extra in bad_requests {
+        let mut params = vec![
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", evil),
+            ("state", "s1"),
+        ];
+        params.extend_from_slice(extra);
+        let response = env.authorize_get(&params).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{extra:?}");
+        assert!(
+            response.headers().get("location").is_none(),
+            "{extra:?}: redirected to {:?}",
+            response.headers().get("location")
+        );
+        let html = response.text().await.unwrap();
+        assert!(html.contains("Nothing was sent back"), "{html}");
+    }
+    // Without redirect_uri (the single registered one is implied): still the page.
+    let response = env
+        .authorize_get(&[("client_id", &client_id), ("response_type", "token")])
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("location").is_none());
+
+    // A user approves a client at https://app.example/cb; from then on it is known-good.
+    let app = "https://app.example/cb";
+    let app_id = env.register(app).await;
+    let resource = env.resource();
+    let page = read_page(
+        env.authorize_get(&[
+            ("response_type", "code"),
+            ("client_id", &app_id),
+            ("redirect_uri", app),
+            ("code_challenge", &pkce.challenge),
+            ("code_challenge_method", "S256"),
+            ("resource", &resource),
+        ])
+        .await,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let (target, back) = location(&env.approve(&page, ALICE, "approve").await);
+    assert_eq!(target, app);
+    let (status, tokens) = env
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &back["code"]),
+            ("redirect_uri", app),
+            ("client_id", &app_id),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let response = env
+        .authorize_get(&[
+            ("client_id", &app_id),
+            ("redirect_uri", app),
+            ("response_type", "token"),
+            ("state", "s2"),
+        ])
+        .await;
+    let (target, params) = location(&response);
+    assert_eq!(target, app);
+    assert_eq!(params["error"], "unsupported_response_type");
+    assert_eq!(params["state"], "s2");
+}
+
+/// A registration as if from `ip` (the gateway trusts 127.0.0.1 as a proxy in these tests).
+async fn register_from(env: &Env, ip: &str) -> reqwest::Response {
+    env.http
+        .post(format!("{}/oauth/register", env.base))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"client_name": "Flood", "redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Whether the authorize page still knows `client_id`.
+async fn page_knows(env: &Env, client_id: &str, pkce: &Pkce) -> bool {
+    let response = env
+        .authorize_get(&[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", &pkce.challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .await;
+    response.status() == StatusCode::OK
+}
+
+/// Issue 11 item 8: registrations are limited per IPv4 address and per IPv6 /64; a flood from
+/// one address gets 429 and the client registered before it keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_is_limited_per_address_and_per_ipv6_64() {
+    let env = Env::start(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.oauth_register_rate_limit_per_min = 3;
+    })
+    .await;
+    let pkce = pkce();
+    let early = register_from(&env, "198.51.100.1").await;
+    assert_eq!(early.status(), StatusCode::CREATED);
+    let early: Value = early.json().await.unwrap();
+    let early = early["client_id"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(register_from(&env, "198.51.100.1").await.status());
+    }
+    assert_eq!(&statuses[..2], &[StatusCode::CREATED; 2], "{statuses:?}");
+    assert!(
+        statuses[2..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let limited = register_from(&env, "198.51.100.1").await;
+    assert!(limited.headers().get("retry-after").is_some());
+    assert!(
+        page_knows(&env, &early, &pkce).await,
+        "the early client works"
+    );
+    // Another address has its own budget; addresses of one IPv6 /64 share one.
+    assert_eq!(
+        register_from(&env, "198.51.100.2").await.status(),
+        StatusCode::CREATED
+    );
+    for host in ["1", "2", "3"] {
+        let ip = format!("2001:db8:1:2::{host}");
+        assert_eq!(register_from(&env, &ip).await.status(), StatusCode::CREATED);
+    }
+    assert_eq!(
+        register_from(&env, "2001:db8:1:2:ffff::9").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        register_from(&env, "2001:db8:1:3::1").await.status(),
+        StatusCode::CREATED
+    );
+    env.audited("oauth_register_per_ip").await;
+}
+
+/// Issue 11 item 8: from many addresses, the client cap never evicts a client younger than the
+/// sign-in window; the newcomer gets a clear error instead, until old clients may make room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_cap_never_evicts_a_young_client() {
+    let env = Env::start(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.oauth_max_clients = 5;
+    })
+    .await;
+    let pkce = pkce();
+    let mut young = Vec::new();
+    for n in 1..=5 {
+        let response = register_from(&env, &format!("198.51.100.{n}")).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        young.push(body["client_id"].as_str().unwrap().to_string());
+    }
+    for n in 6..=30 {
+        let response = register_from(&env, &format!("198.51.100.{n}")).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{n}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("OAUTH_MAX_CLIENTS"),
+            "{body}"
+        );
+    }
+    for client_id in &young {
+        assert!(page_knows(&env, client_id, &pkce).await, "{client_id}");
+    }
+    // Past the sign-in window (page 10 min + code 60 s) the least recently used one may go.
+    env.clock.advance(600 + 60);
+    let response = register_from(&env, "198.51.100.99").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+/// Issue 11 item 16: a gateway-issued access token is proven by the gateway's own records, so
+/// failed authentications by others from the same address never lock it out, even when the
+/// Coda token behind it is no longer in the whoami cache; a raw Coda token not in the cache
+/// waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_from_one_address_never_lock_out_an_issued_token() {
+    let env = Env::start(|c| {
+        c.auth_rate_limit_per_min = 6;
+        c.auth_cache_ttl_secs = 1;
+        c.auth_negative_cache_ttl_secs = 1;
+    })
+    .await;
+    // Registration, page, approval and exchange take 4 of the 6.
+    let (_, tokens) = signed_in(&env, ALICE).await;
+    let access = field(&tokens, "access_token");
+    for _ in 0..2 {
+        assert_eq!(
+            env.initialize("wrong-token-0000000").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        env.initialize("wrong-token-0000000").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Let the whoami cache forget Alice's Coda token (a condition to reach, not a time asserted).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (status, _, child) = env.initialize(&access).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(child, Some(fingerprint(ALICE)));
+    assert_eq!(
+        env.initialize(BOB).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "an unproven token from this address still waits"
     );
 }

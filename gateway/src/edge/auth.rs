@@ -46,8 +46,16 @@ pub async fn authenticate(
         });
         return next.run(request).await;
     };
-    let now = Instant::now();
-    if let Decision::Deny { retry_after } = state.ip_guard.peek(&ip_key, now) {
+    // Issue 11 item 16: the per-IP guard stops guessing, not users. An address over its budget
+    // of failed authentications may still present a token Coda already accepted (a fresh
+    // positive cache entry): other tokens' failures from the same NAT or hosted client's egress
+    // never lock it out. Any other token from that address waits, without reaching Coda, and
+    // without counting as one more failure.
+    let limited = match state.ip_guard.peek(&ip_key, Instant::now()) {
+        Decision::Deny { retry_after } => Some(retry_after),
+        Decision::Allow => None,
+    };
+    let locked_out = |retry_after| {
         METRICS.rate_limited.inc(&[("limiter", "ip")]);
         state.audit.emit(
             Event::new(EventType::RateLimited)
@@ -55,27 +63,44 @@ pub async fn authenticate(
                 .request_id(&request_id)
                 .reason("auth_failures_per_ip"),
         );
-        return too_many(
+        too_many(
             retry_after_secs(retry_after),
             "too many failed authentications from this address",
         )
         .request_id(&request_id)
-        .into_response();
-    }
-    let token = match bearer_token(request.headers(), request.uri().query()) {
-        Ok(token) => token,
-        Err(refusal) => return refuse(&state, refusal, ip, &ip_key, None, &request_id, &base),
+        .into_response()
+    };
+    let token = match (
+        bearer_token(request.headers(), request.uri().query()),
+        limited,
+    ) {
+        (Ok(token), _) => token,
+        (Err(_), Some(retry_after)) => return locked_out(retry_after),
+        (Err(refusal), None) => {
+            return refuse(&state, refusal, ip, &ip_key, None, &request_id, &base)
+        }
     };
     let token_hash = token.fingerprint();
     // OAuth hook (issue 7): a gateway-issued access token (expiry, revocation, audience) stands
     // for the Coda token it was granted with, which is checked below like a pasted one.
-    let (token, issued) = match crate::oauth::check_bearer(&state, token, &base).await {
-        Ok(checked) => checked,
-        Err(refusal) => {
+    let (token, issued) = match (
+        crate::oauth::check_bearer(&state, token, &base).await,
+        limited,
+    ) {
+        (Ok(checked), _) => checked,
+        (Err(_), Some(retry_after)) => return locked_out(retry_after),
+        (Err(refusal), None) => {
             let hash = Some(token_hash.as_str());
             return refuse(&state, refusal, ip, &ip_key, hash, &request_id, &base);
         }
     };
+    if let Some(retry_after) = limited {
+        // Proven: a gateway-issued access token found in the OAuth store (the gateway's own
+        // record; unguessable), or a Coda token Coda accepted recently.
+        if issued.is_none() && !authenticator.is_proven(&token) {
+            return locked_out(retry_after);
+        }
+    }
     let identity = match authenticator.authenticate(token).await {
         Ok((mut identity, source)) => {
             if let Some(issued) = issued {

@@ -73,13 +73,14 @@ fn base_of(state: &AppState, request: &Request) -> String {
     public_base(state, request.headers(), super::peer_of(request))
 }
 
-/// Discovery endpoints are auth-related: each request counts against the per-IP guard.
-/// Browsers may read them from any origin.
+/// Discovery documents are static and cacheable: each request counts against a per-IP budget of
+/// its own (DISCOVERY_RATE_LIMIT_PER_MIN), never against failed authentications, so a client
+/// re-reading them cannot lock its address out of /mcp. Browsers may read them from any origin.
 pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let request_id = super::request_id_of(&request);
     let ip = super::client_ip_of(&state, &request);
     let key = super::ip_key(ip);
-    let mut response = match state.ip_guard.check(&key, Instant::now()) {
+    let mut response = match state.discovery_limit.check(&key, Instant::now()) {
         Decision::Allow => next.run(request).await,
         Decision::Deny { retry_after } => {
             let retry_after = retry_after_secs(retry_after);
@@ -102,6 +103,8 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
             .into_response()
         }
     };
+    let derived = state.config.public_url.is_none();
+    let ok = response.status().is_success();
     let headers = response.headers_mut();
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -111,9 +114,24 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("retry-after, x-request-id"),
     );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    headers.insert(header::CACHE_CONTROL, cache_control(ok, derived));
+    if derived {
+        // Issue 11 item 13: the document names the request's own host; a cache must key on it.
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("Host, X-Forwarded-Host, X-Forwarded-Proto"),
+        );
+    }
     response
+}
+
+/// A document built from PUBLIC_URL is the same for everyone and may sit in any cache. One built
+/// from the request's `Host` (PUBLIC_URL unset, loopback only) may not be shared: a shared cache
+/// would serve one requester's host to all. A refusal (429) is never cached.
+fn cache_control(ok: bool, derived: bool) -> HeaderValue {
+    match (ok, derived) {
+        (false, _) => HeaderValue::from_static("no-store"),
+        (true, false) => HeaderValue::from_static("public, max-age=300"),
+        (true, true) => HeaderValue::from_static("private, max-age=300"),
+    }
 }

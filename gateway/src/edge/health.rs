@@ -13,9 +13,6 @@ use serde_json::{json, Value};
 use super::AppState;
 use crate::metrics::{Gauges, METRICS};
 
-/// How old Coda's last answer may be before readiness asks again.
-const CODA_FRESHNESS: Duration = Duration::from_secs(30);
-
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
         "status": "ok",
@@ -57,7 +54,9 @@ async fn not_ready_reason(state: &AppState) -> Option<&'static str> {
         return Some("children_at_capacity");
     }
     if let (Some(auth), Some(token)) = (&state.auth, &state.operator_credential) {
-        if !auth.coda_reachable(token, CODA_FRESHNESS).await {
+        // How old Coda's last answer may be before readiness asks again (READY_CODA_FRESHNESS_SECS).
+        let freshness = Duration::from_secs(state.config.ready_coda_freshness_secs);
+        if !auth.coda_reachable(token, freshness).await {
             return Some("coda_unreachable");
         }
     }

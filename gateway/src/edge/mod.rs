@@ -48,8 +48,10 @@ pub struct AppState {
     /// None when AUTH_MODE=none.
     pub auth: Option<Authenticator>,
     pub audit: Audit,
-    /// Per client IP: discovery requests and failed authentications.
+    /// Per client IP: failed authentications (and OAuth endpoint requests).
     pub ip_guard: RateLimiter,
+    /// Per client IP: discovery documents, under their own, much higher budget (issue 11 item 16).
+    pub discovery_limit: RateLimiter,
     /// Per identity: authenticated /mcp requests.
     pub identity_limit: RateLimiter,
     pub proxies: TrustedProxies,
@@ -100,10 +102,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     let mcp: MethodRouter<Arc<AppState>> = axum::routing::post(post::handle)
         .get(get::stream)
         .delete(get::delete)
-        .options(preflight)
         .fallback(method_not_allowed);
     // Layers wrap from the inside out: the origin check runs before authentication, so a
-    // browser on a hostile page learns nothing about tokens.
+    // browser on a hostile page learns nothing about tokens; it also answers CORS preflights
+    // (OPTIONS), which therefore never reach authentication.
     let mcp = Router::new()
         .route("/mcp", mcp)
         .route_layer(middleware::from_fn_with_state(
@@ -151,17 +153,38 @@ async fn method_not_allowed() -> Response {
     .into_response()
 }
 
-/// CORS preflight for browser clients on allowed origins (the origin check ran before).
-async fn preflight() -> Response {
+/// Request headers a browser client may send (issue 11 item 11): the MCP transport's own headers
+/// plus the standard ones an MCP client sets.
+const CORS_ALLOW_HEADERS: &str = "authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name";
+/// Response headers a browser client must be able to read.
+const CORS_EXPOSE_HEADERS: &str = "mcp-session-id, www-authenticate, retry-after, x-request-id";
+
+/// The answer to `OPTIONS /mcp`. A preflight carries no credentials by design, so it is answered
+/// before authentication (and never counts as a failed one); [`check_origin`] already refused an
+/// untrusted `Origin`. Without an `Origin` it is not a CORS preflight: the allowed methods only.
+fn preflight(origin: Option<&HeaderValue>) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
+    headers.insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+    );
+    let Some(origin) = origin else {
+        return response;
+    };
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, POST, DELETE"),
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id"),
+        HeaderValue::from_static(CORS_ALLOW_HEADERS),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(CORS_EXPOSE_HEADERS),
     );
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,
@@ -195,6 +218,9 @@ async fn check_origin(
             .into_response();
         }
     }
+    if request.method() == Method::OPTIONS {
+        return preflight(request.headers().get(header::ORIGIN));
+    }
     let mut response = next.run(request).await;
     if let Some(origin) = origin {
         if let Ok(value) = HeaderValue::from_str(&origin) {
@@ -203,9 +229,7 @@ async fn check_origin(
             headers.insert(header::VARY, HeaderValue::from_static("Origin"));
             headers.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static(
-                    "mcp-session-id, www-authenticate, retry-after, x-request-id",
-                ),
+                HeaderValue::from_static(CORS_EXPOSE_HEADERS),
             );
         }
     }

@@ -20,7 +20,10 @@ impl OriginPolicy {
         OriginPolicy { allowed }
     }
 
-    /// Loopback origins (any port) are always allowed; others only when configured.
+    /// Loopback origins (any port) are always allowed; others only when configured. Loopback
+    /// means an IP literal that is a loopback address, or exactly the name `localhost`: a name
+    /// that merely looks like an address (`127.evil.example.com`) resolves wherever its owner
+    /// wants, so it is a name like any other.
     pub fn allows(&self, origin: &str) -> bool {
         let Some(origin) = parse_origin(origin) else {
             return false;
@@ -34,8 +37,9 @@ impl OriginPolicy {
             None => host_port.split(':').next().unwrap_or(""),
         };
         host == "localhost"
-            || host == "::1"
-            || host.starts_with("127.") && host.split('.').count() == 4
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.to_canonical().is_loopback())
     }
 }
 
@@ -52,7 +56,9 @@ mod tests {
         for ok in [
             "http://localhost:6274",
             "http://127.0.0.1:9",
+            "http://127.8.9.10",
             "http://[::1]:80",
+            "http://[::ffff:127.0.0.1]:80",
             "https://coda.example.com",
             "https://claude.ai",
         ] {
@@ -63,6 +69,11 @@ mod tests {
             "null",
             "http://localhost.evil.com",
             "http://127.0.0.1.evil.com",
+            // Issue 11 item 6: four labels starting `127.` are a name, not an address.
+            "http://127.evil.example.com",
+            "http://127.0.0.evil",
+            "http://127.0.0.1x:80",
+            "http://[::2]:80",
             "https://claude.ai.evil.com",
         ] {
             assert!(!policy.allows(bad), "{bad}");

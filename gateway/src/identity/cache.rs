@@ -110,6 +110,17 @@ impl TokenCache {
         (outcome, Source::Upstream)
     }
 
+    /// Whether Coda accepted this token recently (a fresh positive entry): such a token is
+    /// already proven, so guessing cannot be what it is doing. Never asks Coda.
+    pub fn is_proven(&self, token: &Secret) -> bool {
+        let now = Instant::now();
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&Self::key(token))
+            .is_some_and(|entry| entry.until > now && matches!(entry.outcome, Outcome::Valid(_)))
+    }
+
     fn store(&self, key: Key, outcome: &Outcome) {
         let ttl = match outcome {
             Outcome::Valid(_) => self.limits.positive_ttl,
@@ -224,6 +235,22 @@ mod tests {
             assert!(matches!(task.await.unwrap(), Outcome::Valid(_)));
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_fresh_positive_answers_are_proven() {
+        let cache = TokenCache::new(limits());
+        let good = Secret::new("token-good-123");
+        let bad = Secret::new("token-bad-123");
+        assert!(!cache.is_proven(&good), "never checked");
+        cache
+            .check(&good, || async { Outcome::Valid(user()) })
+            .await;
+        cache.check(&bad, || async { Outcome::Invalid }).await;
+        assert!(cache.is_proven(&good));
+        assert!(!cache.is_proven(&bad));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(!cache.is_proven(&good), "expired");
     }
 
     #[tokio::test(start_paused = true)]

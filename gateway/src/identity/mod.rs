@@ -1,6 +1,7 @@
 //! Who is calling. The edge establishes it (bearer token checks live beside the edge) and hands it
 //! to the core, which binds each session to the identity that created it.
 
+pub mod backoff;
 pub mod cache;
 pub mod coda;
 
@@ -74,6 +75,8 @@ pub struct Authenticator {
     /// When Coda last gave a definitive answer (accepted or refused a token): readiness.
     last_answer: std::sync::Mutex<Option<tokio::time::Instant>>,
     probe: tokio::sync::Mutex<()>,
+    /// When readiness may ask Coda again after Coda did not answer (issue 11 item 16).
+    probe_backoff: std::sync::Mutex<backoff::Backoff>,
     client: CodaClient,
     cache: TokenCache,
     /// Lower-cased loginIds; None admits every valid Coda user.
@@ -95,6 +98,10 @@ impl Authenticator {
         Authenticator {
             last_answer: std::sync::Mutex::new(None),
             probe: tokio::sync::Mutex::new(()),
+            probe_backoff: std::sync::Mutex::new(backoff::Backoff::new(
+                backoff::READY_PROBE_FIRST,
+                backoff::READY_PROBE_MAX,
+            )),
             client,
             cache: TokenCache::new(limits),
             allowed,
@@ -103,6 +110,11 @@ impl Authenticator {
 
     pub fn has_allow_list(&self) -> bool {
         self.allowed.is_some()
+    }
+
+    /// Whether Coda accepted this token recently (a fresh positive cache entry); never asks Coda.
+    pub fn is_proven(&self, token: &Secret) -> bool {
+        self.cache.is_proven(token)
     }
 
     /// Who owns this token, if Coda says it is valid and the allow-list admits them.
@@ -148,7 +160,9 @@ impl Authenticator {
     }
 
     /// Whether Coda answered within `recent`; if not, asks it now about `token` (one probe at a
-    /// time) and says whether it answered.
+    /// time) and says whether it answered. While Coda keeps not answering, it is asked at most
+    /// as often as the backoff allows, so frequent readiness probes do not hammer a Coda in
+    /// trouble (or a network path that is down) with a whoami each.
     pub async fn coda_reachable(&self, token: &Secret, recent: std::time::Duration) -> bool {
         let fresh = |this: &Self| {
             this.last_answer
@@ -163,9 +177,20 @@ impl Authenticator {
         if fresh(self) {
             return true;
         }
+        let backoff = || self.probe_backoff.lock().unwrap_or_else(|e| e.into_inner());
+        if !backoff().may_try(tokio::time::Instant::now()) {
+            return false;
+        }
         let answer = self.client.whoami(token).await;
         self.note_answer(&answer);
-        fresh(self)
+        let now = tokio::time::Instant::now();
+        if fresh(self) {
+            backoff().succeeded();
+            true
+        } else {
+            backoff().failed(now);
+            false
+        }
     }
 
     /// The seed's startup check of the operator's token: long enough, and Coda knows it.

@@ -204,12 +204,16 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
     }
 }
 
-/// Whether an address is on the public internet (not loopback, private, link-local, shared,
-/// documentation, multicast or unspecified).
+/// Whether an address is globally routable (issue 11 item 12): IPv4 outside every special-use
+/// range; IPv6 only inside global unicast (2000::/3) and outside its special-use blocks. An IPv6
+/// address that carries an IPv4 one (mapped `::ffff:0:0/96`, NAT64 `64:ff9b::/96`, 6to4
+/// `2002::/16`) is judged by the IPv4 address it reaches: `64:ff9b::a9fe:a9fe` is the metadata
+/// service at 169.254.169.254. Everything else (IPv4-compatible `::/96`, site-local `fec0::/10`,
+/// unique-local, link-local, local-use NAT64 `64:ff9b:1::/48`, ...) is refused.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -220,22 +224,40 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 192 && b == 0)
+                || (a == 192 && b == 88 && c == 99)
                 || (a == 198 && (18..20).contains(&b))
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_ipv4(v6) {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            let s = v6.segments();
+            let global_unicast = (s[0] & 0xe000) == 0x2000;
+            global_unicast
+                // 2001::/23: IETF protocol assignments (Teredo, benchmarking, ORCHID, ...).
+                && !(s[0] == 0x2001 && s[1] < 0x0200)
+                // 2001:db8::/32 and 3fff::/20: documentation.
+                && !(s[0] == 0x2001 && s[1] == 0x0db8)
+                && !(s[0] == 0x3fff && s[1] < 0x1000)
         }
     }
+}
+
+/// The IPv4 address an IPv6 address stands for, where the prefix says it carries one.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let o = v6.octets();
+    if s[..6] == [0x0064, 0xff9b, 0, 0, 0, 0] {
+        return Some(std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    if s[0] == 0x2002 {
+        return Some(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    None
 }
 
 /// A resolver that only ever answers with public addresses, so a name cannot point the fetch
@@ -318,5 +340,37 @@ mod tests {
         }
         assert!(is_public("1.1.1.1".parse().unwrap()));
         assert!(is_public("2606:4700::1111".parse().unwrap()));
+    }
+
+    /// Issue 11 item 12: IPv6 prefixes that reach IPv4 or are not globally routable.
+    #[test]
+    fn ipv6_ranges_that_reach_private_space_are_not_public() {
+        let refused = |text: &str| assert!(!is_public(text.parse().unwrap()), "{text}");
+        let allowed = |text: &str| assert!(is_public(text.parse().unwrap()), "{text}");
+        // NAT64 (64:ff9b::/96): judged by the embedded IPv4 address.
+        refused("64:ff9b::a9fe:a9fe"); // 169.254.169.254, cloud metadata
+        refused("64:ff9b::7f00:1"); // 127.0.0.1
+        refused("64:ff9b::a00:1"); // 10.0.0.1
+        allowed("64:ff9b::101:101"); // 1.1.1.1
+        refused("64:ff9b:1::a9fe:a9fe"); // local-use NAT64, never global
+                                         // IPv4-compatible (::/96), deprecated: never.
+        refused("::a9fe:a9fe");
+        refused("::7f00:1");
+        refused("::101:101");
+        // 6to4 (2002::/16): judged by the embedded IPv4 address.
+        refused("2002:a9fe:a9fe::1");
+        refused("2002:7f00:1::1");
+        refused("2002:c0a8:101::1"); // 192.168.1.1
+        allowed("2002:101:101::1");
+        // Site-local (fec0::/10), deprecated: never.
+        refused("fec0::1");
+        refused("feff::1");
+        // Other special-use blocks inside and outside 2000::/3.
+        refused("2001::1"); // Teredo
+        refused("2001:db8::1");
+        refused("3fff::1");
+        refused("100::1"); // discard-only
+        refused("ff02::1");
+        allowed("2a00:1450:4001::200e");
     }
 }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::crypto::{self, Purpose};
 use super::error::{no_store, OAuthError};
 use super::page::{self, Page};
-use super::store::{ClientRow, CodeOutcome, Issue, NewCode, RefreshOutcome, StoreError};
+use super::store::{ClientRow, CodeRow, Issue, NewCode, Redeemed, RefreshOutcome, StoreError};
 use super::{
     base_of, cimd, client_ip, request_id, OAuth, ACCESS_PREFIX, CODE_PREFIX, PAGE_TTL,
     REFRESH_PREFIX, SCOPE,
@@ -23,6 +23,7 @@ use super::{
 use crate::audit::{Event, EventType};
 use crate::edge::AppState;
 use crate::identity::{Refusal, Secret};
+use crate::ratelimit::{retry_after_secs, Decision};
 
 /// The cookie that ties the authorize form to the browser that loaded the page (CSRF).
 const CSRF_COOKIE: &str = "cgw_oauth_csrf";
@@ -145,6 +146,32 @@ fn json_response(status: StatusCode, body: Value) -> Response {
 
 pub async fn register(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let origin = Origin::of(&state, &request);
+    if let Some(oauth) = &state.oauth {
+        let key = registration_key(origin.ip);
+        if let Decision::Deny { retry_after } = oauth.register_limit.check(&key, Instant::now()) {
+            let retry_after = retry_after_secs(retry_after);
+            crate::metrics::METRICS
+                .rate_limited
+                .inc(&[("limiter", "oauth_register")]);
+            state.audit.emit(
+                origin
+                    .event(EventType::RateLimited, "oauth_register_per_ip")
+                    .detail("key", key.as_str()),
+            );
+            let mut response = OAuthError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                format!(
+                    "too many client registrations from this address; retry after {retry_after} s"
+                ),
+            )
+            .into_response();
+            if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
+    }
     match register_inner(&state, &origin, request).await {
         Ok(response) => response,
         Err(e) => {
@@ -156,6 +183,25 @@ pub async fn register(State(state): State<Arc<AppState>>, request: Request) -> R
             e.into_response()
         }
     }
+}
+
+/// The registration limiter's key (issue 11 item 8): an IPv4 address, or the /64 an IPv6
+/// address is in (one host usually holds a whole /64, so per-address keys would not limit it).
+fn registration_key(ip: Option<std::net::IpAddr>) -> String {
+    match ip.map(|ip| ip.to_canonical()) {
+        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Some(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        None => "unknown".into(),
+    }
+}
+
+/// How long a new client may be mid sign-in (the page's life plus the code's): it is never
+/// evicted to make room for another (issue 11 item 8).
+fn sign_in_window(oauth: &OAuth) -> i64 {
+    PAGE_TTL + oauth.settings.code_ttl
 }
 
 async fn register_inner(
@@ -257,14 +303,18 @@ async fn register_inner(
         last_used_at: now,
     };
     let max = oauth.settings.max_clients;
+    let young = sign_in_window(&oauth);
     oauth
-        .db(move |s| s.put_client(now, &row, max))
+        .db(move |s| s.put_client(now, &row, max, young))
         .await
         .map_err(|e| match e {
             StoreError::Full => OAuthError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
-                "too many registered clients; ask the operator",
+                format!(
+                    "this gateway holds its maximum of {max} clients (OAUTH_MAX_CLIENTS), each signed in or registered in the last {} minutes; try again later or ask the operator",
+                    young / 60
+                ),
             ),
             e => store_failed(e),
         })?;
@@ -398,6 +448,47 @@ fn redirect_to(
     response
 }
 
+/// Whether errors may be redirected to `redirect_uri` (already an exact match of one the client
+/// registered) before any user approved this request. Known-good means one of:
+/// - the redirect URI is on loopback (`http://127.0.0.1`, `[::1]`, `localhost`; RFC 8252 native
+///   apps): the response never leaves the user's machine;
+/// - the client is a metadata document (an https `client_id` fetched just now) and the redirect
+///   URI has the `client_id`'s origin: the link itself names where the browser goes;
+/// - a user approved this client on this gateway before (it holds a grant, live or remembered).
+///
+/// Anything else (say a client registered without auth a minute ago) gets the error page.
+async fn known_good(
+    oauth: &Arc<OAuth>,
+    client_id: &str,
+    verified: bool,
+    redirect_uri: &str,
+) -> bool {
+    let Ok(url) = reqwest::Url::parse(redirect_uri) else {
+        return false;
+    };
+    let loopback = url.scheme() == "http"
+        && match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+    if loopback {
+        return true;
+    }
+    if verified && reqwest::Url::parse(client_id).is_ok_and(|id| id.origin() == url.origin()) {
+        return true;
+    }
+    let id = client_id.to_string();
+    oauth
+        .db(move |s| s.client_has_grant(&id))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "OAuth store failed; treating the client as not known-good");
+            false
+        })
+}
+
 async fn check_request(oauth: &Arc<OAuth>, origin: &Origin, query: &str) -> Result<Pending, Stop> {
     let params = pairs(query.as_bytes()).map_err(|e| {
         Stop::Page(
@@ -440,8 +531,9 @@ async fn check_request(oauth: &Arc<OAuth>, origin: &Origin, query: &str) -> Resu
             last_used_at: now,
         };
         let max = oauth.settings.max_clients;
+        let young = sign_in_window(oauth);
         oauth
-            .db(move |s| s.put_client(now, &row, max))
+            .db(move |s| s.put_client(now, &row, max, young))
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "could not record a metadata-document client");
@@ -485,7 +577,18 @@ async fn check_request(oauth: &Arc<OAuth>, origin: &Origin, query: &str) -> Resu
     };
     let state = get("state").map(str::to_string);
     let iss = origin.base.as_str();
+    // Issue 11 item 7 (RFC 9700 §4.11.2): before the user approved anything, an error goes back
+    // to the client only when the client is known-good; otherwise anyone could register
+    // `https://evil.example/cb` and use this gateway as an open redirector.
+    let known_good = known_good(oauth, client_id, verified, &redirect_uri).await;
     let fail = |error: &str, description: &str| {
+        if !known_good {
+            return Stop::Page(
+                StatusCode::BAD_REQUEST,
+                "Invalid sign-in request",
+                format!("The application sent an invalid request ({error}: {description}). Nothing was sent back to it; start the connection again from the application."),
+            );
+        }
         Stop::Redirect(redirect_to(
             &redirect_uri,
             &[("error", error), ("error_description", description)],
@@ -899,25 +1002,70 @@ async fn exchange_code(
     }
     let now = oauth.clock.now();
     let code_hash = crypto::token_hash(&code);
-    let hash = code_hash.clone();
+    let (access, refresh, issue) = new_tokens(oauth, now);
+    let grant_id = crypto::random_id();
+    let max = oauth.settings.max_grants_per_user;
+    // What the code was issued for must match this request; checked inside the redemption's
+    // transaction (issue 11 item 14), so the code is taken and its grant made in one step.
+    let expected_client = client_id.to_string();
+    let resource = params.get("resource").cloned();
+    let check = move |row: &CodeRow| -> Result<(), (&'static str, OAuthError)> {
+        if row.client_id != expected_client {
+            return Err((
+                "oauth_code_other_client",
+                OAuthError::invalid_grant("the authorization code was issued to another client"),
+            ));
+        }
+        if row.redirect_uri != redirect_uri {
+            return Err((
+                "oauth_redirect_uri_mismatch",
+                OAuthError::invalid_grant("redirect_uri differs from the authorization request's"),
+            ));
+        }
+        if !crypto::valid_pkce_text(&verifier)
+            || !crypto::pkce_s256_matches(&verifier, &row.code_challenge)
+        {
+            return Err((
+                "oauth_pkce_failed",
+                OAuthError::invalid_grant(
+                    "PKCE verification failed (code_verifier does not match)",
+                ),
+            ));
+        }
+        if let Some(resource) = &resource {
+            if canonical_resource(resource).is_none()
+                || canonical_resource(resource) != canonical_resource(&row.resource)
+            {
+                return Err((
+                    "oauth_wrong_resource",
+                    OAuthError::bad(
+                        "invalid_target",
+                        "resource differs from the authorization request's",
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    };
+    let g = grant_id.clone();
     let outcome = oauth
-        .db(move |s| s.take_code(now, &hash))
+        .db(move |s| s.redeem_code(now, &code_hash, &g, &issue, max, check))
         .await
         .map_err(|e| plain(store_failed(e)))?;
-    let row = match outcome {
-        CodeOutcome::Unknown => {
+    let (row, evicted) = match outcome {
+        Redeemed::Unknown => {
             return Err(invalid(
                 "oauth_code_unknown",
                 "the authorization code is invalid",
             ))
         }
-        CodeOutcome::Expired => {
+        Redeemed::Expired => {
             return Err(invalid(
                 "oauth_code_expired",
                 "the authorization code expired",
             ))
         }
-        CodeOutcome::Reused { revoked } => {
+        Redeemed::Reused { revoked } => {
             let mut e = event("oauth_code_reused");
             if let Some((grant, subject)) = revoked {
                 e = e.identity(&subject).detail("revokedGrant", grant);
@@ -927,51 +1075,12 @@ async fn exchange_code(
                 Some(e),
             ));
         }
-        CodeOutcome::Valid(row) => row,
+        Redeemed::Refused {
+            row,
+            why: (reason, error),
+        } => return Err((error, Some(event(reason).identity(&row.subject)))),
+        Redeemed::Granted { row, evicted } => (row, evicted),
     };
-    let failure =
-        |reason: &str, error: OAuthError| (error, Some(event(reason).identity(&row.subject)));
-    if row.client_id != client_id {
-        return Err(failure(
-            "oauth_code_other_client",
-            OAuthError::invalid_grant("the authorization code was issued to another client"),
-        ));
-    }
-    if row.redirect_uri != redirect_uri {
-        return Err(failure(
-            "oauth_redirect_uri_mismatch",
-            OAuthError::invalid_grant("redirect_uri differs from the authorization request's"),
-        ));
-    }
-    if !crypto::valid_pkce_text(&verifier)
-        || !crypto::pkce_s256_matches(&verifier, &row.code_challenge)
-    {
-        return Err(failure(
-            "oauth_pkce_failed",
-            OAuthError::invalid_grant("PKCE verification failed (code_verifier does not match)"),
-        ));
-    }
-    if let Some(resource) = params.get("resource") {
-        if canonical_resource(resource).is_none()
-            || canonical_resource(resource) != canonical_resource(&row.resource)
-        {
-            return Err(failure(
-                "oauth_wrong_resource",
-                OAuthError::bad(
-                    "invalid_target",
-                    "resource differs from the authorization request's",
-                ),
-            ));
-        }
-    }
-    let (access, refresh, issue) = new_tokens(oauth, now);
-    let grant_id = crypto::random_id();
-    let max = oauth.settings.max_grants_per_user;
-    let (g, r) = (grant_id.clone(), row.clone());
-    let evicted = oauth
-        .db(move |s| s.create_grant(now, &g, &code_hash, &r, &issue, max))
-        .await
-        .map_err(|e| plain(store_failed(e)))?;
     for old in evicted {
         state.audit.emit(
             origin
@@ -1141,6 +1250,19 @@ pub async fn revoke(State(state): State<Arc<AppState>>, request: Request) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registrations_are_keyed_per_ipv4_address_and_ipv6_slash_64() {
+        let key = |text: &str| registration_key(Some(text.parse().unwrap()));
+        assert_eq!(key("198.51.100.7"), "198.51.100.7");
+        assert_eq!(key("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(registration_key(None), "unknown");
+    }
 
     #[test]
     fn resources_compare_canonically() {

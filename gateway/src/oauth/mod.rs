@@ -107,6 +107,8 @@ pub struct OAuth {
     cimd: cimd::Fetcher,
     /// Lower-cased loginIds from ALLOWED_USERS; None admits every Coda user.
     allowed: Option<HashSet<String>>,
+    /// Registrations per IPv4 address or IPv6 /64 (issue 11 item 8).
+    pub register_limit: crate::ratelimit::RateLimiter,
 }
 
 impl std::fmt::Debug for OAuth {
@@ -161,6 +163,11 @@ impl OAuth {
             store,
             clock,
             allowed: (!allowed.is_empty()).then_some(allowed),
+            register_limit: crate::ratelimit::RateLimiter::new(
+                config.oauth_register_rate_limit_per_min,
+                std::time::Duration::from_secs(60),
+                config.rate_limit_max_keys,
+            ),
         })))
     }
 

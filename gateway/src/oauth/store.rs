@@ -138,6 +138,27 @@ pub enum CodeOutcome {
     Valid(CodeRow),
 }
 
+/// What redeeming a code did ([`Store::redeem_code`]).
+#[derive(Debug)]
+pub enum Redeemed<F> {
+    Unknown,
+    /// Presented before; the grant issued from it (if any) has just been revoked.
+    Reused {
+        revoked: Option<(String, String)>,
+    },
+    Expired,
+    /// The caller's check refused the request; the code is spent, no grant was made.
+    Refused {
+        row: CodeRow,
+        why: F,
+    },
+    /// The grant exists with its first tokens; `evicted` are the user's grants it displaced.
+    Granted {
+        row: CodeRow,
+        evicted: Vec<String>,
+    },
+}
+
 /// New tokens to record (hashes and expiry instants).
 #[derive(Clone, Debug)]
 pub struct Issue {
@@ -258,13 +279,17 @@ impl Store {
     // -----------------------------------------------------------------------------------------
 
     /// Records a client. When `max_clients` are there already, the least recently used client
-    /// that holds no grant makes room; if every client holds one, [`StoreError::Full`].
+    /// that holds no grant and is older than `young_secs` makes room; if none may go,
+    /// [`StoreError::Full`]. A client younger than the sign-in window is never evicted (issue 11
+    /// item 8): its user may be on the sign-in page right now, and a flood of registrations
+    /// must not turn it into "unknown client_id".
     /// A metadata-document client with the same id is replaced (refetched documents).
     pub fn put_client(
         &self,
         now: i64,
         client: &ClientRow,
         max_clients: usize,
+        young_secs: i64,
     ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
@@ -286,8 +311,9 @@ impl Store {
                     "DELETE FROM clients WHERE client_id = (
                         SELECT c.client_id FROM clients c
                         WHERE NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = c.client_id AND g.revoked_at IS NULL)
+                          AND c.created_at <= ?1
                         ORDER BY c.last_used_at ASC LIMIT 1)",
-                    [],
+                    params![now - young_secs],
                 )?;
                 if evicted == 0 {
                     return Err(StoreError::Full);
@@ -343,6 +369,20 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a user approved this client here (it holds a grant, live or remembered as
+    /// revoked): one of the ways a client counts as known-good for error redirects.
+    pub fn client_has_grant(&self, client_id: &str) -> Result<bool, StoreError> {
+        let found = self
+            .lock()
+            .query_row(
+                "SELECT 1 FROM grants WHERE client_id = ?1 LIMIT 1",
+                params![client_id],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
     pub fn client_count(&self) -> Result<usize, StoreError> {
         let count: i64 = self
             .lock()
@@ -378,119 +418,60 @@ impl Store {
         Ok(())
     }
 
-    /// Presents a code: spends it, and says what it was.
+    /// Presents a code: spends it, and says what it was. (A token request redeems a code with
+    /// [`Store::redeem_code`]; this is the same first step on its own.)
     pub fn take_code(&self, now: i64, code_hash: &[u8]) -> Result<CodeOutcome, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        type Found = (CodeRow, i64, Option<i64>, Option<String>);
-        let found: Option<Found> = tx
-            .query_row(
-                "SELECT client_id, redirect_uri, code_challenge, resource, scope, subject, coda_token,
-                        expires_at, used_at, grant_id
-                 FROM codes WHERE code_hash = ?1",
-                params![code_hash],
-                |r| {
-                    Ok((
-                        CodeRow {
-                            client_id: r.get(0)?,
-                            redirect_uri: r.get(1)?,
-                            code_challenge: r.get(2)?,
-                            resource: r.get(3)?,
-                            scope: r.get(4)?,
-                            subject: r.get(5)?,
-                            coda_token: r.get(6)?,
-                        },
-                        r.get(7)?,
-                        r.get(8)?,
-                        r.get(9)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((row, expires_at, used_at, grant_id)) = found else {
-            return Ok(CodeOutcome::Unknown);
-        };
-        let outcome = if used_at.is_some() {
-            let revoked = match grant_id {
-                Some(grant_id) => {
-                    revoke_grant_tx(&tx, now, &grant_id)?;
-                    Some((grant_id, row.subject.clone()))
-                }
-                None => None,
-            };
-            CodeOutcome::Reused { revoked }
-        } else {
-            tx.execute(
-                "UPDATE codes SET used_at = ?2 WHERE code_hash = ?1",
-                params![code_hash, now],
-            )?;
-            if expires_at <= now {
-                CodeOutcome::Expired
-            } else {
-                CodeOutcome::Valid(row)
-            }
-        };
+        let outcome = take_code_tx(&tx, now, code_hash)?;
         tx.commit()?;
         Ok(outcome)
+    }
+
+    /// Redeems a code in one transaction (issue 11 item 14): spends it, runs `check` on what it
+    /// was issued for (client, redirect URI, PKCE, resource), and creates its grant with the
+    /// first tokens. Nobody can present the code between the taking and the grant: a replay
+    /// waits for this transaction, then finds the grant and revokes it. A failed `check` still
+    /// spends the code (a code is spent by being presented).
+    #[allow(clippy::too_many_arguments)]
+    pub fn redeem_code<F>(
+        &self,
+        now: i64,
+        code_hash: &[u8],
+        grant_id: &str,
+        issue: &Issue,
+        max_grants_per_subject: usize,
+        check: impl FnOnce(&CodeRow) -> Result<(), F>,
+    ) -> Result<Redeemed<F>, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let redeemed = match take_code_tx(&tx, now, code_hash)? {
+            CodeOutcome::Unknown => Redeemed::Unknown,
+            CodeOutcome::Expired => Redeemed::Expired,
+            CodeOutcome::Reused { revoked } => Redeemed::Reused { revoked },
+            CodeOutcome::Valid(row) => match check(&row) {
+                Err(why) => Redeemed::Refused { row, why },
+                Ok(()) => {
+                    let evicted = create_grant_tx(
+                        &tx,
+                        now,
+                        grant_id,
+                        code_hash,
+                        &row,
+                        issue,
+                        max_grants_per_subject,
+                    )?;
+                    Redeemed::Granted { row, evicted }
+                }
+            },
+        };
+        tx.commit()?;
+        Ok(redeemed)
     }
 
     // -----------------------------------------------------------------------------------------
     // Grants and tokens
     // -----------------------------------------------------------------------------------------
-
-    /// Creates a grant from a redeemed code with its first tokens. A user over
-    /// `max_grants_per_subject` loses their oldest grant.
-    #[allow(clippy::too_many_arguments)]
-    pub fn create_grant(
-        &self,
-        now: i64,
-        grant_id: &str,
-        code_hash: &[u8],
-        code: &CodeRow,
-        issue: &Issue,
-        max_grants_per_subject: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        purge(&tx, now)?;
-        let mut evicted = Vec::new();
-        {
-            let mut stmt = tx.prepare(
-                "SELECT grant_id FROM grants WHERE subject = ?1 AND revoked_at IS NULL
-                 ORDER BY created_at DESC, rowid DESC",
-            )?;
-            let live: Vec<String> = stmt
-                .query_map(params![code.subject], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            for old in live.iter().skip(max_grants_per_subject.saturating_sub(1)) {
-                evicted.push(old.clone());
-            }
-        }
-        for old in &evicted {
-            revoke_grant_tx(&tx, now, old)?;
-        }
-        tx.execute(
-            "INSERT INTO grants (grant_id, client_id, subject, coda_token, resource, scope, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                grant_id,
-                code.client_id,
-                code.subject,
-                code.coda_token,
-                code.resource,
-                code.scope,
-                now,
-                issue.refresh_expires_at
-            ],
-        )?;
-        tx.execute(
-            "UPDATE codes SET grant_id = ?2 WHERE code_hash = ?1",
-            params![code_hash, grant_id],
-        )?;
-        insert_tokens(&tx, now, grant_id, issue)?;
-        tx.commit()?;
-        Ok(evicted)
-    }
 
     /// Exchanges a refresh token for new tokens (the old one is spent). A spent one coming back
     /// revokes its whole grant.
@@ -685,6 +666,113 @@ impl Store {
     }
 }
 
+/// The first step of a redemption, inside the caller's transaction: spends the code, revoking
+/// the grant issued from it when it was spent before.
+fn take_code_tx(
+    tx: &Transaction<'_>,
+    now: i64,
+    code_hash: &[u8],
+) -> Result<CodeOutcome, StoreError> {
+    type Found = (CodeRow, i64, Option<i64>, Option<String>);
+    let found: Option<Found> = tx
+        .query_row(
+            "SELECT client_id, redirect_uri, code_challenge, resource, scope, subject, coda_token,
+                    expires_at, used_at, grant_id
+             FROM codes WHERE code_hash = ?1",
+            params![code_hash],
+            |r| {
+                Ok((
+                    CodeRow {
+                        client_id: r.get(0)?,
+                        redirect_uri: r.get(1)?,
+                        code_challenge: r.get(2)?,
+                        resource: r.get(3)?,
+                        scope: r.get(4)?,
+                        subject: r.get(5)?,
+                        coda_token: r.get(6)?,
+                    },
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((row, expires_at, used_at, grant_id)) = found else {
+        return Ok(CodeOutcome::Unknown);
+    };
+    if used_at.is_some() {
+        let revoked = match grant_id {
+            Some(grant_id) => {
+                revoke_grant_tx(tx, now, &grant_id)?;
+                Some((grant_id, row.subject.clone()))
+            }
+            None => None,
+        };
+        return Ok(CodeOutcome::Reused { revoked });
+    }
+    tx.execute(
+        "UPDATE codes SET used_at = ?2 WHERE code_hash = ?1",
+        params![code_hash, now],
+    )?;
+    Ok(if expires_at <= now {
+        CodeOutcome::Expired
+    } else {
+        CodeOutcome::Valid(row)
+    })
+}
+
+/// Creates a grant from a code just taken in the same transaction, with its first tokens. A user
+/// over `max_grants_per_subject` loses their oldest grant.
+#[allow(clippy::too_many_arguments)]
+fn create_grant_tx(
+    tx: &Transaction<'_>,
+    now: i64,
+    grant_id: &str,
+    code_hash: &[u8],
+    code: &CodeRow,
+    issue: &Issue,
+    max_grants_per_subject: usize,
+) -> Result<Vec<String>, StoreError> {
+    purge(tx, now)?;
+    let mut evicted = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT grant_id FROM grants WHERE subject = ?1 AND revoked_at IS NULL
+             ORDER BY created_at DESC, rowid DESC",
+        )?;
+        let live: Vec<String> = stmt
+            .query_map(params![code.subject], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for old in live.iter().skip(max_grants_per_subject.saturating_sub(1)) {
+            evicted.push(old.clone());
+        }
+    }
+    for old in &evicted {
+        revoke_grant_tx(tx, now, old)?;
+    }
+    tx.execute(
+        "INSERT INTO grants (grant_id, client_id, subject, coda_token, resource, scope, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            grant_id,
+            code.client_id,
+            code.subject,
+            code.coda_token,
+            code.resource,
+            code.scope,
+            now,
+            issue.refresh_expires_at
+        ],
+    )?;
+    tx.execute(
+        "UPDATE codes SET grant_id = ?2 WHERE code_hash = ?1",
+        params![code_hash, grant_id],
+    )?;
+    insert_tokens(tx, now, grant_id, issue)?;
+    Ok(evicted)
+}
+
 fn insert_tokens(
     tx: &Transaction<'_>,
     now: i64,
@@ -774,13 +862,16 @@ mod tests {
         let mut new = code(subject, now + 60);
         new.code_hash = format!("code-{tag}").into_bytes();
         store.insert_code(now, &new).unwrap();
-        let CodeOutcome::Valid(row) = store.take_code(now, &new.code_hash).unwrap() else {
-            panic!("code not valid")
-        };
         let grant_id = format!("grant-{tag}");
-        store
-            .create_grant(now, &grant_id, &new.code_hash, &row, &issue(tag, now), 3)
+        let redeemed = store
+            .redeem_code(now, &new.code_hash, &grant_id, &issue(tag, now), 3, |_| {
+                Ok::<(), ()>(())
+            })
             .unwrap();
+        assert!(
+            matches!(redeemed, Redeemed::Granted { .. }),
+            "code not valid"
+        );
         grant_id
     }
 
@@ -800,7 +891,7 @@ mod tests {
                 metadata: "{}".into(),
                 last_used_at: 0,
             };
-            store.put_client(1, &client, 10).unwrap();
+            store.put_client(1, &client, 10, 0).unwrap();
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
@@ -842,6 +933,75 @@ mod tests {
         let outcome = store.take_code(1_002, b"code-a").unwrap();
         assert!(matches!(outcome, CodeOutcome::Reused { revoked: Some((g, _)) } if g == grant));
         assert!(store.access(1_003, b"at-a").unwrap().is_none());
+    }
+
+    /// Issue 11 item 14: taking a code and creating its grant were two transactions, so a replay
+    /// presented between them found the code spent but no grant yet, revoked nothing, and the
+    /// first redemption then created a live grant. Now a replay that arrives while the first
+    /// redemption is between its two steps waits for it, finds the grant, and revokes it.
+    #[test]
+    fn a_replay_during_a_redemption_revokes_the_grant_it_makes() {
+        let store = std::sync::Arc::new(Store::in_memory().unwrap());
+        let now = 1_000;
+        let new = code("alice", now + 60);
+        store.insert_code(now, &new).unwrap();
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let store = store.clone();
+            let hash = new.code_hash.clone();
+            std::thread::spawn(move || {
+                store
+                    .redeem_code(now, &hash, "grant-first", &issue("first", now), 3, |_| {
+                        // Taken, not yet granted: let the replay in now.
+                        inside_tx.send(()).unwrap();
+                        go_rx.recv().unwrap();
+                        Ok::<(), ()>(())
+                    })
+                    .unwrap()
+            })
+        };
+        inside_rx.recv().unwrap();
+        let replay = {
+            let store = store.clone();
+            let hash = new.code_hash.clone();
+            std::thread::spawn(move || {
+                store
+                    .redeem_code(now, &hash, "grant-replay", &issue("replay", now), 3, |_| {
+                        Ok::<(), ()>(())
+                    })
+                    .unwrap()
+            })
+        };
+        go_tx.send(()).unwrap();
+        let first = first.join().unwrap();
+        let replay = replay.join().unwrap();
+        assert!(matches!(first, Redeemed::Granted { .. }), "{first:?}");
+        assert!(
+            matches!(&replay, Redeemed::Reused { revoked: Some((g, _)) } if g == "grant-first"),
+            "{replay:?}"
+        );
+        assert!(store.access(now, b"at-first").unwrap().is_none(), "revoked");
+        assert!(store.access(now, b"at-replay").unwrap().is_none());
+        assert_eq!(store.live_grants("alice").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_failed_check_spends_the_code_without_a_grant() {
+        let store = Store::in_memory().unwrap();
+        let new = code("alice", 1_060);
+        store.insert_code(1_000, &new).unwrap();
+        let refused = store
+            .redeem_code(1_000, &new.code_hash, "g", &issue("x", 1_000), 3, |_| {
+                Err("pkce")
+            })
+            .unwrap();
+        assert!(matches!(refused, Redeemed::Refused { why: "pkce", .. }));
+        assert_eq!(store.live_grants("alice").unwrap(), 0);
+        assert!(matches!(
+            store.take_code(1_001, &new.code_hash).unwrap(),
+            CodeOutcome::Reused { revoked: None }
+        ));
     }
 
     #[test]
@@ -927,6 +1087,38 @@ mod tests {
         assert_eq!(counts["refresh_tokens"], 0, "{counts:?}");
     }
 
+    /// Issue 11 item 8: a flood of registrations never evicts a client younger than the
+    /// sign-in window; the newcomer is refused instead, and once the window passed the least
+    /// recently used old client makes room again.
+    #[test]
+    fn young_clients_are_never_evicted() {
+        let store = Store::in_memory().unwrap();
+        let client = |id: &str| ClientRow {
+            client_id: id.into(),
+            kind: "registered".into(),
+            client_name: id.into(),
+            redirect_uris: vec![],
+            metadata: "{}".into(),
+            last_used_at: 0,
+        };
+        let young = 660;
+        store.put_client(1_000, &client("early"), 3, young).unwrap();
+        store.put_client(1_010, &client("b"), 3, young).unwrap();
+        store.put_client(1_020, &client("c"), 3, young).unwrap();
+        for i in 0..50 {
+            assert!(matches!(
+                store.put_client(1_030 + i, &client(&format!("flood-{i}")), 3, young),
+                Err(StoreError::Full)
+            ));
+        }
+        assert!(store.client("early").unwrap().is_some());
+        store
+            .put_client(1_000 + young, &client("later"), 3, young)
+            .unwrap();
+        assert!(store.client("early").unwrap().is_none(), "old enough now");
+        assert!(store.client("b").unwrap().is_some());
+    }
+
     #[test]
     fn a_database_from_a_newer_build_is_refused() {
         let dir =
@@ -957,15 +1149,15 @@ mod tests {
             metadata: "{}".into(),
             last_used_at: 0,
         };
-        store.put_client(1, &client("client-1"), 2).unwrap();
-        store.put_client(2, &client("c2"), 2).unwrap();
-        store.put_client(3, &client("c3"), 2).unwrap();
+        store.put_client(1, &client("client-1"), 2, 0).unwrap();
+        store.put_client(2, &client("c2"), 2, 0).unwrap();
+        store.put_client(3, &client("c3"), 2, 0).unwrap();
         assert_eq!(store.client_count().unwrap(), 2);
         assert!(store.client("client-1").unwrap().is_some(), "holds a grant");
         assert!(store.client("c2").unwrap().is_none(), "least recently used");
         // Every client holds a live grant: no room is made, the new one is refused.
         assert!(matches!(
-            store.put_client(4, &client("c4"), 1),
+            store.put_client(4, &client("c4"), 1, 0),
             Err(StoreError::Full)
         ));
     }
