@@ -2,24 +2,15 @@
 # Multi-stage build: a Rust builder, then a slim runtime with a non-root user (uid/gid 10001).
 # Lint: `hadolint Dockerfile` (settings in .hadolint.yaml). Run: docker-compose.yml, deploy/README.md.
 #
-# The image's default child is fake-mcp-server (a deterministic test server). To ship a real Coda
-# MCP server next to the gateway (deploy/README.md, "A real Coda MCP server in the image"):
-#
-#   1. add a stage that installs it with Node 22, before the runtime stage, e.g. the npm package
-#      coda-mcp (it reads its Coda token from API_KEY; pin the version you reviewed):
-#        FROM node:22-bookworm-slim AS coda-mcp
-#        WORKDIR /build
-#        RUN npm install --omit=dev --no-audit --no-fund coda-mcp@1.1.3 \
-#            && mv node_modules/coda-mcp /opt/coda-mcp \
-#            && mv node_modules /opt/coda-mcp/node_modules
-#   2. in the runtime stage, copy node and the server (same Debian release, so node's libraries match):
-#        COPY --from=coda-mcp /usr/local/bin/node /usr/local/bin/node
-#        COPY --from=coda-mcp /opt/coda-mcp /opt/coda-mcp
-#   3. point the gateway at it, and name the variable that server reads its caller's token from
-#      (the ignore: hadolint's DL3064 mistakes the variable's *name* for a secret):
-#        # hadolint ignore=DL3064
-#        ENV MCP_COMMAND="node /opt/coda-mcp/dist/index.js" \
-#            CHILD_TOKEN_ENV=API_KEY
+# Two images (build targets), the same gateway in both:
+#   docker build --target coda .     the gateway with a real Coda MCP server as its child: PyPI
+#                                    mcp-coda (pinned below), reading the caller's token from
+#                                    CODA_API_TOKEN and Coda's API root from CODA_BASE_URL;
+#                                    docker-compose.yml builds this one
+#   docker build .                   (target `runtime`, the last stage) the gateway with
+#                                    fake-mcp-server, a deterministic test server
+# CI has no container engine: fixtures/tests/mcp_coda_child.rs runs the coda target's command line
+# (the gateway, MCP_COMMAND=mcp-coda, CHILD_ENV) outside a container against mock-coda.
 
 FROM rust:1-slim-bookworm AS builder
 WORKDIR /src
@@ -30,7 +21,7 @@ COPY mock-coda mock-coda
 COPY fixtures fixtures
 RUN cargo build --release --locked -p gateway -p fixtures --bin coda-mcp-gateway --bin fake-mcp-server
 
-FROM debian:bookworm-slim AS runtime
+FROM debian:bookworm-slim AS base
 # DL3008 (pin apt versions) is ignored in .hadolint.yaml: bookworm-security replaces these versions,
 # so pins would break rebuilds; the base image tag is the pin.
 RUN apt-get update \
@@ -53,3 +44,33 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=10s --retries=3 \
 # tini forwards signals to the gateway and reaps orphans; the gateway ends its children's
 # process groups itself on SIGTERM.
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/coda-mcp-gateway"]
+
+# mcp-coda in a virtual environment, built on the same Debian release as `base` so the venv's
+# interpreter path (/usr/bin/python3) is the same in both.
+FROM debian:bookworm-slim AS mcp-coda
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/mcp-coda \
+    && /opt/mcp-coda/bin/pip install --no-cache-dir --disable-pip-version-check mcp-coda==0.12.3
+
+FROM base AS coda
+USER 0
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=mcp-coda /opt/mcp-coda /opt/mcp-coda
+USER 10001:10001
+# The gateway gives each child the caller's token in CODA_API_TOKEN (CHILD_TOKEN_ENV). Children
+# start from a cleared environment, so Coda's API root reaches mcp-coda through CHILD_ENV; it is
+# also set for the gateway itself for builds that still pass their environment on. HOME=/tmp: the
+# root filesystem is read-only in docker-compose.yml.
+# (the ignore: hadolint's DL3064 mistakes the variable's *name* in CHILD_TOKEN_ENV for a secret)
+# hadolint ignore=DL3064
+ENV MCP_COMMAND=/opt/mcp-coda/bin/mcp-coda \
+    CHILD_TOKEN_ENV=CODA_API_TOKEN \
+    CODA_BASE_URL=https://coda.io/apis/v1 \
+    CHILD_ENV=CODA_BASE_URL=https://coda.io/apis/v1,HOME=/tmp
+
+# The default target (last stage): the gateway in front of fake-mcp-server.
+FROM base AS runtime

@@ -186,3 +186,83 @@ async fn discovery_snapshot_and_check() {
     );
     assert!(stdout.contains("+    \"https://auth.example\""), "{stdout}");
 }
+
+/// The command-line contract with assert_cmd: `--help` on every level exits 0 and names the flags
+/// that the CI example (`.github/workflows/certify-deployment.yml`) uses; usage mistakes exit 2 and
+/// name the flag at fault.
+#[test]
+fn help_and_usage_errors_with_assert_cmd() {
+    use assert_cmd::cargo::cargo_bin_cmd;
+    use predicates::prelude::*;
+
+    cargo_bin_cmd!("mcp-harness")
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("run")
+                .and(predicate::str::contains("discovery"))
+                .and(predicate::str::contains("list")),
+        );
+    cargo_bin_cmd!("mcp-harness")
+        .args(["run", "--help"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("--target")
+                .and(predicate::str::contains("--token-env"))
+                .and(predicate::str::contains("--profile"))
+                .and(predicate::str::contains("--junit"))
+                .and(predicate::str::contains("--json")),
+        );
+    cargo_bin_cmd!("mcp-harness")
+        .args(["discovery", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--target").and(predicate::str::contains("--check")));
+
+    // No subcommand, an unknown one, a missing required flag: clap's usage errors, exit 2.
+    cargo_bin_cmd!("mcp-harness")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("Usage"));
+    cargo_bin_cmd!("mcp-harness")
+        .arg("certify")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("certify"));
+    cargo_bin_cmd!("mcp-harness")
+        .arg("run")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--target"));
+    // Refused settings name the setting: a non-HTTP target, an unknown profile.
+    cargo_bin_cmd!("mcp-harness")
+        .args(["discovery", "--target", "ftp://127.0.0.1/mcp"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--target"));
+    cargo_bin_cmd!("mcp-harness")
+        .args([
+            "run",
+            "--target",
+            "http://127.0.0.1:9/mcp",
+            "--profile",
+            "prod",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--profile"));
+    // A missing snapshot file for --check is named before anything is sent.
+    cargo_bin_cmd!("mcp-harness")
+        .args([
+            "discovery",
+            "--target",
+            "http://127.0.0.1:9/mcp",
+            "--check",
+            "/nonexistent/discovery.txt",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/discovery.txt"));
+}

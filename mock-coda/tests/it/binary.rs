@@ -104,3 +104,56 @@ async fn startup_faults_apply_and_sigterm_stops_the_server_cleanly() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// The command-line contract with assert_cmd: `--help` and `--version` exit 0; clap's usage
+/// errors exit 2; refused settings (a bad --token, --fault, --host, --fixture) exit 2 with the
+/// flag named and nothing on stdout, so a parent never mistakes an error for the URL line.
+#[test]
+fn help_version_and_refused_settings_with_assert_cmd() {
+    use assert_cmd::cargo::cargo_bin_cmd;
+    use predicates::prelude::*;
+
+    cargo_bin_cmd!("mock-coda")
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("--port")
+                .and(predicate::str::contains("--token"))
+                .and(predicate::str::contains("--fault")),
+        );
+    cargo_bin_cmd!("mock-coda")
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("mock-coda "));
+    cargo_bin_cmd!("mock-coda")
+        .arg("--bogus")
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("--bogus"));
+    cargo_bin_cmd!("mock-coda")
+        .args(["--host", "not-an-address"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--host"));
+    cargo_bin_cmd!("mock-coda")
+        .args(["--token", "no-equals-sign"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("TOKEN=loginId"));
+    cargo_bin_cmd!("mock-coda")
+        .args(["--fault", "{not json"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("invalid --fault"));
+    cargo_bin_cmd!("mock-coda")
+        .args(["--fixture", "/nonexistent/fixture.json"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("/nonexistent/fixture.json"));
+}
