@@ -5,6 +5,7 @@
 //! Layout, one module per concept:
 //! - [`scenario`]: the scenario file model, loading and validation (`path:line:col` errors);
 //! - [`matcher`]: JSON subset matching with `$any`, `$type`, `$regex`, `$absent`, `$contains`…;
+//! - [`modern`]: the 2026-07-28 `_meta` helper, mirrored headers and `=?base64?…?=` values;
 //! - [`interp`]: `${var}` interpolation of captures and configured variables;
 //! - [`sse`]: a byte-level incremental SSE parser;
 //! - [`client`]: HTTP requests whose bodies are read chunk by chunk in the background;
@@ -25,6 +26,7 @@ pub mod discovery;
 pub mod interp;
 pub mod load;
 pub mod matcher;
+pub mod modern;
 pub mod report;
 pub mod runner;
 pub mod scenario;
