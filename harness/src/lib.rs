@@ -12,6 +12,7 @@
 //! - [`runner`]: steps, named streams, captures, identities, pacing and `Retry-After`;
 //! - [`report`]: results rendered as human text, JUnit XML and JSON;
 //! - [`baseline`]: the strict expected-failures list;
+//! - [`eras`]: which protocol eras a target serves (`server/discover` and `initialize` probes);
 //! - [`discovery`]: normalized snapshots of the OAuth discovery documents and the 401 challenge;
 //! - [`load`]: `load`, a bounded and checked throughput/latency run against one endpoint;
 //! - [`conformance`]: the official MCP conformance suite through a loopback proxy that adds the token.
@@ -23,6 +24,7 @@ pub mod baseline;
 pub mod client;
 pub mod conformance;
 pub mod discovery;
+pub mod eras;
 pub mod interp;
 pub mod load;
 pub mod matcher;

@@ -757,6 +757,9 @@ pub async fn run(config: &ConformanceConfig) -> anyhow::Result<Report> {
         unknown_baseline_entries: expected.difference(&known).cloned().collect(),
         duration_ms: started.elapsed().as_millis() as u64,
         strict: false,
+        eras: Vec::new(),
+        era_discovery: None,
+        missing_required_eras: Vec::new(),
     })
 }
 

@@ -3,9 +3,11 @@
 mod check;
 mod transcript;
 
+pub(crate) use check::shorten;
 pub use check::Failure;
 
 use crate::client::{Answer, Client, Request};
+use crate::eras::Eras;
 use crate::interp::{self, Vars};
 use crate::report::{Outcome, Report, ScenarioReport, StepOutcome, StepReport};
 use crate::scenario::{self, Action, Body, Identity, Profile, Scenario, Send, StatusSpec, Step};
@@ -53,6 +55,14 @@ pub struct RunConfig {
     /// Warnings (failed SHOULD/MAY checks) fail the run too; for certifying a reference
     /// deployment whose own contract is stricter than the spec.
     pub strict: bool,
+    /// Probe the target's eras before the scenarios (`run`), or before a scenario about the
+    /// 2026-07-28 era (`run_scenario`), unless [`RunConfig::eras`] already says.
+    pub discover_eras: bool,
+    /// The target's eras when known in advance (no probes then).
+    pub eras: Option<Eras>,
+    /// `--require-era`: eras the target must serve; scenarios for them fail instead of being
+    /// skipped, and the run fails when one is missing.
+    pub require_eras: Vec<String>,
 }
 
 impl RunConfig {
@@ -77,6 +87,9 @@ impl RunConfig {
             max_retry_wait: Duration::from_secs(30),
             progress: false,
             strict: false,
+            discover_eras: true,
+            eras: None,
+            require_eras: Vec::new(),
         }
     }
 
@@ -111,7 +124,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    async fn wait(&self, config: &RunConfig, paced: bool) {
+    pub(crate) async fn wait(&self, config: &RunConfig, paced: bool) {
         let mut last = self.last.lock().await;
         let now = Instant::now();
         let mut ready = now;
@@ -138,13 +151,24 @@ pub async fn run(config: &RunConfig, scenarios: &[Scenario]) -> Report {
     let pacer = Pacer::default();
     let client = Client::new();
     let selected: Vec<&Scenario> = scenarios.iter().filter(|s| config.selects(s)).collect();
+    let eras = match (&config.eras, &client) {
+        (Some(eras), _) => Some(eras.clone()),
+        (None, Ok(client)) if config.discover_eras => {
+            let eras = crate::eras::discover(config, client, &pacer).await;
+            if config.progress {
+                eprintln!("{}", eras.line());
+            }
+            Some(eras)
+        }
+        _ => None,
+    };
     let mut reports = Vec::new();
     for (n, scenario) in selected.iter().enumerate() {
         if config.progress {
             eprintln!("[{}/{}] {}", n + 1, selected.len(), scenario.id);
         }
         let report = match &client {
-            Ok(client) => run_scenario_with(config, client, &pacer, scenario).await,
+            Ok(client) => run_scenario_with(config, client, &pacer, eras.as_ref(), scenario).await,
             Err(e) => ScenarioReport::errored(scenario, e.to_string()),
         };
         if config.progress {
@@ -158,15 +182,34 @@ pub async fn run(config: &RunConfig, scenarios: &[Scenario]) -> Report {
         }
         reports.push(report);
     }
-    Report::new(config, reports, started.elapsed())
+    let mut report = Report::new(config, reports, started.elapsed());
+    if let Some(eras) = eras {
+        report.missing_required_eras = crate::eras::missing_required(&eras, &config.require_eras);
+        report.eras = eras.served.clone();
+        report.era_discovery = Some(eras);
+    }
+    report
 }
 
 /// Runs one scenario with a fresh client and pacer (for one-test-per-file runners).
+///
+/// Eras are probed first only when the scenario is about the 2026-07-28 era (tags `2026-07-28`,
+/// `dual-era`, `modern-only`) and [`RunConfig::eras`] does not say, so legacy scenarios send
+/// exactly what they did before eras existed.
 pub async fn run_scenario(config: &RunConfig, scenario: &Scenario) -> ScenarioReport {
-    match Client::new() {
-        Ok(client) => run_scenario_with(config, &client, &Pacer::default(), scenario).await,
-        Err(e) => ScenarioReport::errored(scenario, e.to_string()),
-    }
+    let client = match Client::new() {
+        Ok(client) => client,
+        Err(e) => return ScenarioReport::errored(scenario, e.to_string()),
+    };
+    let pacer = Pacer::default();
+    let eras = match &config.eras {
+        Some(eras) => Some(eras.clone()),
+        None if config.discover_eras && scenario.concerns_modern_era() => {
+            Some(crate::eras::discover(config, &client, &pacer).await)
+        }
+        None => None,
+    };
+    run_scenario_with(config, &client, &pacer, eras.as_ref(), scenario).await
 }
 
 /// Loads one scenario file (its id relative to `root`) and runs it: the entry point for
@@ -227,13 +270,25 @@ struct ScenarioRun<'a> {
 }
 
 /// Runs one scenario with a shared client and pacer.
+/// With `eras`, a scenario for an era the target does not serve is skipped with the reason, or
+/// fails when `--require-era` names that era.
 pub async fn run_scenario_with(
     config: &RunConfig,
     client: &Client,
     pacer: &Pacer,
+    eras: Option<&Eras>,
     scenario: &Scenario,
 ) -> ScenarioReport {
     let started = std::time::Instant::now();
+    if let Some(miss) = eras.and_then(|eras| crate::eras::skip_reason(eras, scenario)) {
+        if crate::eras::required(&config.require_eras, &miss.era) {
+            return ScenarioReport::errored(
+                scenario,
+                format!("--require-era {}: {}", miss.era, miss.reason),
+            );
+        }
+        return ScenarioReport::skipped(scenario, miss.reason);
+    }
     if let Some(reason) = skip_reason(config, scenario) {
         return ScenarioReport::skipped(scenario, reason);
     }
