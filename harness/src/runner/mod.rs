@@ -617,8 +617,13 @@ impl ScenarioRun<'_> {
         check::evaluate(&head_only, &view, &self.vars)?;
         for (name, capture) in &step.captures {
             if let crate::scenario::CaptureSource::Header(_) = capture.source {
-                let value = check::capture(name, capture, &view)?;
-                self.vars.insert(name.clone(), value);
+                match check::capture(name, capture, &view) {
+                    Ok(value) => {
+                        self.vars.insert(name.clone(), value);
+                    }
+                    Err(_) if capture.optional => {}
+                    Err(failure) => return Err(failure),
+                }
             }
         }
         Ok(())
@@ -626,8 +631,13 @@ impl ScenarioRun<'_> {
 
     fn capture(&mut self, step: &Step, view: &View<'_>) -> Result<(), Failure> {
         for (name, capture) in &step.captures {
-            let value = check::capture(name, capture, view)?;
-            self.vars.insert(name.clone(), value);
+            match check::capture(name, capture, view) {
+                Ok(value) => {
+                    self.vars.insert(name.clone(), value);
+                }
+                Err(_) if capture.optional => {}
+                Err(failure) => return Err(failure),
+            }
         }
         Ok(())
     }
@@ -660,7 +670,11 @@ impl ScenarioRun<'_> {
                 step.captures
                     .iter()
                     .filter(|(_, c)| !matches!(c.source, crate::scenario::CaptureSource::Header(_)))
-                    .map(|(n, c)| check::capture(n, c, &view).map(|v| (n.clone(), v)))
+                    .filter_map(|(n, c)| match check::capture(n, c, &view) {
+                        Ok(v) => Some(Ok((n.clone(), v))),
+                        Err(_) if c.optional => None,
+                        Err(failure) => Some(Err(failure)),
+                    })
                     .collect::<Result<Vec<_>, _>>()
             });
             let finished = data.ended || Instant::now() >= deadline;

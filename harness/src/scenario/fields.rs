@@ -387,5 +387,6 @@ pub(super) fn build_capture(
         source,
         path: raw.path,
         regex: raw.regex,
+        optional: raw.optional,
     })
 }

@@ -374,6 +374,9 @@ pub struct Capture {
     pub path: Option<String>,
     /// A regex applied to the text form; group 1 (or the whole match) is kept.
     pub regex: Option<String>,
+    /// A missing value is not a failure: the variable stays undefined, so `[defaults] headers`
+    /// that use it are left out (a session id that a stateless server never issues).
+    pub optional: bool,
 }
 
 /// Capture sources.

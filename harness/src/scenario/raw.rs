@@ -120,4 +120,6 @@ pub(crate) struct RawCapture {
     pub sse_field: Option<String>,
     pub path: Option<String>,
     pub regex: Option<String>,
+    #[serde(default)]
+    pub optional: bool,
 }
