@@ -262,6 +262,7 @@ pub async fn discover(config: &RunConfig, client: &Client, pacer: &crate::runner
         url: config.target.clone(),
         headers,
         body: Some(body.to_string().into_bytes()),
+        title_case: false,
     };
     pacer.wait(config, false).await;
     let probe = match send(client, &request, within).await {
@@ -315,6 +316,7 @@ pub async fn discover(config: &RunConfig, client: &Client, pacer: &crate::runner
         url: config.target.clone(),
         headers: base_headers(config),
         body: Some(body.to_string().into_bytes()),
+        title_case: false,
     };
     pacer.wait(config, false).await;
     let mut legacy_version = None;
@@ -368,6 +370,7 @@ pub async fn discover(config: &RunConfig, client: &Client, pacer: &crate::runner
             url: config.target.clone(),
             headers,
             body: None,
+            title_case: false,
         };
         pacer.wait(config, false).await;
         let _ = send(client, &request, within).await;

@@ -500,6 +500,7 @@ impl ScenarioRun<'_> {
             url,
             headers,
             body,
+            title_case: send.title_case_headers,
         })
     }
 
@@ -952,6 +953,7 @@ send.raw = '{"jsonrpc":"2.0","id":4,"method":"tools/list"}'
             url: url::Url::parse("http://h/mcp?access_token=s3cr3t").unwrap(),
             headers: vec![("Authorization".into(), "Bearer s3cr3t".into())],
             body: Some(b"{\"t\":\"s3cr3t\"}".to_vec()),
+            title_case: false,
         });
         let text = transcript.tail(10).join("\n");
         assert!(!text.contains("s3cr3t"), "{text}");

@@ -155,6 +155,7 @@ pub(super) fn build_send(
         headers,
         modern: raw.modern,
         meta_omit: raw.meta_omit,
+        title_case_headers: raw.title_case_headers,
         omit_headers: raw.omit_headers,
         use_defaults: raw.defaults.unwrap_or(true),
         body,

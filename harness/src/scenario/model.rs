@@ -220,6 +220,8 @@ pub struct Send {
     pub modern: Option<bool>,
     /// `_meta` fields (short names like `clientCapabilities`) the helper leaves out.
     pub meta_omit: Vec<String>,
+    /// Send the header names in HTTP/1 Title-Case instead of lower case.
+    pub title_case_headers: bool,
     /// Default headers to leave out (case-insensitive names).
     pub omit_headers: Vec<String>,
     /// Apply the scenario's `[defaults] headers`.

@@ -88,6 +88,8 @@ pub(crate) struct RawSend {
     pub modern: Option<bool>,
     #[serde(default)]
     pub meta_omit: Vec<String>,
+    #[serde(default)]
+    pub title_case_headers: bool,
     pub defaults: Option<bool>,
     pub json: Option<Spanned<toml::Value>>,
     pub raw: Option<String>,

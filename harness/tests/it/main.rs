@@ -3,6 +3,8 @@
 
 mod cli;
 mod library;
+mod modern;
+mod modern_run;
 mod run;
 mod server;
 
