@@ -56,16 +56,16 @@ async def test_tool_with_progress(ctx: Context) -> str:
     return "progress done"
 
 
-@server.tool(description="Needs the client's elicitation capability (-32021 without it)")
+@server.tool(description="Needs the client's sampling capability (-32021 without it)")
 def test_missing_capability(ctx: Context) -> str:
     capabilities = ctx.client_capabilities
-    if capabilities is None or capabilities.elicitation is None:
+    if capabilities is None or capabilities.sampling is None:
         raise MCPError(
             code=-32021,
-            message="Client did not declare the elicitation capability",
-            data={"requiredCapabilities": {"elicitation": {}}},
+            message="Client did not declare the sampling capability",
+            data={"requiredCapabilities": {"sampling": {}}},
         )
-    return "elicitation capability present"
+    return "sampling capability present"
 
 
 def _text(inputs, key: str, field: str) -> str | None:

@@ -527,17 +527,17 @@ async fn tool_call(
             json!({"content": [{"type": "text", "text": "boom"}], "isError": true})
         }
         "test_missing_capability" => {
-            let declared = capabilities.is_some_and(|c| c.get("elicitation").is_some());
+            let declared = capabilities.is_some_and(|c| c.get("sampling").is_some());
             if !declared && dev != Deviation::NoCapabilityCheck {
                 return Err(error(
                     StatusCode::BAD_REQUEST,
                     id,
                     -32021,
-                    "Missing required client capability: elicitation",
-                    Some(json!({"requiredCapabilities": {"elicitation": {}}})),
+                    "Missing required client capability: sampling",
+                    Some(json!({"requiredCapabilities": {"sampling": {}}})),
                 ));
             }
-            text("elicitation capability present")
+            text("sampling capability present")
         }
         "test_tool_with_logging" => {
             let level = meta.get("io.modelcontextprotocol/logLevel");
