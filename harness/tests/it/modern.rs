@@ -62,6 +62,8 @@ pub enum Deviation {
     MissingInputsComplete,
     /// `subscriptions/listen` sends no acknowledgement.
     ListenNoAck,
+    /// The acknowledgement carries another `subscriptionId` than the listen request's id.
+    ListenWrongTag,
     /// Undeclared capabilities are not checked (no -32021).
     NoCapabilityCheck,
     /// A foreign `Origin` is served.
@@ -502,8 +504,13 @@ fn listen(dev: Deviation, id: Value) -> Response {
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         if dev != Deviation::ListenNoAck {
+            let tag = if dev == Deviation::ListenWrongTag {
+                json!("subscription-1")
+            } else {
+                id
+            };
             let ack = json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
-                "params": {"_meta": {"io.modelcontextprotocol/subscriptionId": id}}});
+                "params": {"_meta": {"io.modelcontextprotocol/subscriptionId": tag}}});
             let _ = tx.send(event(&ack)).await;
         }
         tx.closed().await;

@@ -409,3 +409,46 @@ async fn a_legacy_only_target_skips_the_modern_scenarios_unless_the_era_is_requi
         .to_junit()
         .contains("name=\"eras\" value=\"2025-11-25\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optional_capture_that_finds_nothing_leaves_its_default_header_out() {
+    let target = modern::start(Options {
+        dual_era: false,
+        auth: false,
+        deviation: Deviation::None,
+    })
+    .await;
+    let text = |optional: bool| {
+        format!(
+            r#"
+tags = ["2026-07-28"]
+[defaults]
+modern = true
+headers = {{ "Mcp-Session-Id" = "${{session}}" }}
+[[step]]
+send.json = '{{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {{}}}}'
+capture.session = {{ header = "Mcp-Session-Id", optional = {optional} }}
+[[step]]
+send.json = '{{"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {{}}}}'
+expect.status = 200
+"#
+        )
+    };
+    let mut config = config(&target);
+    config.eras = Some(Eras::known(None, &["2026-07-28"]));
+    let path = std::path::Path::new("x.toml");
+    let optional = harness::scenario::parse_scenario(&text(true), path, "x".into()).unwrap();
+    let report = harness::run_scenario(&config, &optional).await;
+    assert_eq!(report.outcome, Outcome::Pass, "{}", report.to_human());
+    assert!(
+        !report
+            .transcript
+            .iter()
+            .any(|l| l.to_ascii_lowercase().starts_with("> mcp-session-id")),
+        "{:#?}",
+        report.transcript
+    );
+    let required = harness::scenario::parse_scenario(&text(false), path, "x".into()).unwrap();
+    let report = harness::run_scenario(&config, &required).await;
+    assert_eq!(report.outcome, Outcome::Fail, "{}", report.to_human());
+}
