@@ -80,6 +80,14 @@ pub enum Deviation {
     WedgedAfterCancel,
     /// `server/discover` without `supportedVersions`.
     DiscoverWithoutVersions,
+    /// A `_meta` without protocolVersion is served with the header's version.
+    MetaVersionFromHeader,
+    /// `resources/subscribe` and `unsubscribe` still answer `{}`.
+    SubscribeServed,
+    /// Every `Origin` is refused, the endpoint's own included.
+    EveryOriginRejected,
+    /// The MRTR elicitation tool completes at once, never asking.
+    MrtrNeverAsks,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -184,7 +192,7 @@ async fn mcp(
     if let Some(origin) = header(&headers, "origin") {
         let local =
             origin.starts_with("http://127.0.0.1") || origin.starts_with("http://localhost");
-        if !local && dev != Deviation::OriginNotChecked {
+        if (!local && dev != Deviation::OriginNotChecked) || dev == Deviation::EveryOriginRejected {
             return respond(StatusCode::FORBIDDEN, None);
         }
     }
@@ -349,7 +357,11 @@ async fn modern(state: &Shared, headers: &HeaderMap, message: &Value, meta: &Val
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     let rpc = message.get("method").and_then(Value::as_str).unwrap_or("");
     let params = message.get("params").cloned().unwrap_or(json!({}));
-    let claimed = meta.get("io.modelcontextprotocol/protocolVersion");
+    let from_header = header(headers, "mcp-protocol-version").map(|v| json!(v));
+    let claimed = match meta.get("io.modelcontextprotocol/protocolVersion") {
+        None if dev == Deviation::MetaVersionFromHeader => from_header.as_ref(),
+        claimed => claimed,
+    };
     let capabilities = meta.get("io.modelcontextprotocol/clientCapabilities");
     if claimed.is_none() || (capabilities.is_none() && dev != Deviation::MetaNotChecked) {
         return error(
@@ -470,6 +482,9 @@ async fn modern(state: &Shared, headers: &HeaderMap, message: &Value, meta: &Val
         "prompts/get" => json!({"messages": [{"role": "user",
             "content": {"type": "text", "text": "This is a simple prompt for testing."}}]}),
         "ping" if dev == Deviation::PingServed => json!({}),
+        "resources/subscribe" | "resources/unsubscribe" if dev == Deviation::SubscribeServed => {
+            json!({})
+        }
         "subscriptions/listen" => return listen(dev, id),
         "tools/call" => match tool_call(state, &id, &params, meta, capabilities).await {
             Ok(result) => result,
@@ -592,6 +607,7 @@ async fn tool_call(
         }
         "test_input_required_result_elicitation" => {
             match inputs.and_then(|i| i.pointer("/user_name/content/name")) {
+                _ if dev == Deviation::MrtrNeverAsks => text("Hello, stranger!"),
                 Some(name) => text(&format!("Hello, {}!", name.as_str().unwrap_or("?"))),
                 None => json!({"resultType": "input_required", "inputRequests": {"user_name": {
                     "method": "elicitation/create", "params": {"message": "What is your name?",
