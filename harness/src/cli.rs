@@ -76,6 +76,11 @@ struct RunArgs {
     /// Warnings (failed SHOULD/MAY checks) fail the run too.
     #[arg(long)]
     strict: bool,
+    /// The target must serve this era (repeatable: `2026-07-28`, or `legacy` / a 2025 version
+    /// for the session era): its scenarios fail instead of being skipped when it is not served,
+    /// and the run fails.
+    #[arg(long = "require-era", value_name = "ERA")]
+    require_eras: Vec<String>,
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -164,6 +169,12 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     config.max_retry_wait = Duration::from_secs(args.max_retry_wait_secs);
     config.progress = !args.quiet;
     config.strict = args.strict;
+    for era in &args.require_eras {
+        if era != harness::eras::LEGACY && !harness::scenario::is_version_tag(era) {
+            bail!("--require-era {era:?}: use a protocol version like 2026-07-28, or legacy");
+        }
+    }
+    config.require_eras = args.require_eras;
     let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
     let scenarios = harness::load_paths(&args.paths)?;
     if scenarios.is_empty() {

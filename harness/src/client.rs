@@ -32,31 +32,47 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Option<Vec<u8>>,
+    /// Send HTTP/1 header names in Title-Case (`Mcp-Protocol-Version`) instead of the usual
+    /// lower case, to check that a server compares names case-insensitively.
+    pub title_case: bool,
 }
 
 /// The shared HTTP client: no redirects, no default timeout (every wait is bounded by the step).
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
+    title_case: reqwest::Client,
 }
 
 impl Client {
     /// A client that works against http and https targets.
     pub fn new() -> Result<Client, ClientError> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("mcp-harness/", env!("CARGO_PKG_VERSION")))
+        let builder = || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(10))
+                .user_agent(concat!("mcp-harness/", env!("CARGO_PKG_VERSION")))
+        };
+        let http = builder()
             .build()
             .map_err(|e| ClientError::Send(e.to_string()))?;
-        Ok(Client { http })
+        let title_case = builder()
+            .http1_title_case_headers()
+            .build()
+            .map_err(|e| ClientError::Send(e.to_string()))?;
+        Ok(Client { http, title_case })
     }
 
     /// Sends a request and returns once the response head arrived (or `within` ran out).
     pub async fn send(&self, request: &Request, within: Duration) -> Result<Answer, ClientError> {
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|e| ClientError::Send(e.to_string()))?;
-        let mut builder = self.http.request(method, request.url.clone());
+        let http = if request.title_case {
+            &self.title_case
+        } else {
+            &self.http
+        };
+        let mut builder = http.request(method, request.url.clone());
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }

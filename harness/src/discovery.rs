@@ -63,6 +63,7 @@ pub fn requests(target: &url::Url) -> Vec<Request> {
             url,
             headers: vec![("Accept".into(), "application/json".into())],
             body: None,
+            title_case: false,
         })
         .collect();
     let initialize = serde_json::json!({
@@ -84,6 +85,7 @@ pub fn requests(target: &url::Url) -> Vec<Request> {
             ("Content-Type".into(), "application/json".into()),
         ],
         body: Some(initialize.to_string().into_bytes()),
+        title_case: false,
     });
     requests
 }

@@ -5,12 +5,14 @@
 //! Layout, one module per concept:
 //! - [`scenario`]: the scenario file model, loading and validation (`path:line:col` errors);
 //! - [`matcher`]: JSON subset matching with `$any`, `$type`, `$regex`, `$absent`, `$contains`…;
+//! - [`modern`]: the 2026-07-28 `_meta` helper, mirrored headers and `=?base64?…?=` values;
 //! - [`interp`]: `${var}` interpolation of captures and configured variables;
 //! - [`sse`]: a byte-level incremental SSE parser;
 //! - [`client`]: HTTP requests whose bodies are read chunk by chunk in the background;
 //! - [`runner`]: steps, named streams, captures, identities, pacing and `Retry-After`;
 //! - [`report`]: results rendered as human text, JUnit XML and JSON;
 //! - [`baseline`]: the strict expected-failures list;
+//! - [`eras`]: which protocol eras a target serves (`server/discover` and `initialize` probes);
 //! - [`discovery`]: normalized snapshots of the OAuth discovery documents and the 401 challenge;
 //! - [`load`]: `load`, a bounded and checked throughput/latency run against one endpoint;
 //! - [`conformance`]: the official MCP conformance suite through a loopback proxy that adds the token.
@@ -22,9 +24,11 @@ pub mod baseline;
 pub mod client;
 pub mod conformance;
 pub mod discovery;
+pub mod eras;
 pub mod interp;
 pub mod load;
 pub mod matcher;
+pub mod modern;
 pub mod report;
 pub mod runner;
 pub mod scenario;

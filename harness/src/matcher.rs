@@ -14,7 +14,8 @@
 //!   - `{"$eq": X}`: exact equality (no subset rule for objects);
 //!   - `{"$not": X}`: anything that does not match X;
 //!   - `{"$one_of": [X, Y]}`: matches one of the alternatives;
-//!   - `{"$len": N}`: an array, object or string with N elements, members or characters.
+//!   - `{"$len": N}`: an array, object or string with N elements, members or characters;
+//!   - `{"$min": N}` / `{"$max": N}`: a number at least / at most N (`ttlMs` >= 0).
 //!
 //! Several operators in one object must all hold.
 //! A mismatch reports the JSON path of the first difference, like `$.result.content[0].text`.
@@ -94,6 +95,9 @@ pub fn validate(expected: &Value) -> Result<(), String> {
                     }
                     "$len" => {
                         arg.as_u64().ok_or("$len needs a non-negative integer")?;
+                    }
+                    "$min" | "$max" => {
+                        arg.as_f64().ok_or(format!("{op} needs a number"))?;
                     }
                     other => return Err(format!("unknown matcher operator {other}")),
                 }
@@ -248,6 +252,8 @@ fn check_operator(
                     };
                     len.is_some() && len.map(|l| l as u64) == arg.as_u64()
                 }
+                "$min" => matches!((value.as_f64(), arg.as_f64()), (Some(v), Some(n)) if v >= n),
+                "$max" => matches!((value.as_f64(), arg.as_f64()), (Some(v), Some(n)) if v <= n),
                 _ => false,
             };
             if ok {
@@ -306,6 +312,35 @@ mod tests {
     fn check_fails(expected: Value, actual: Value, want: &str) {
         let err = check(&expected, &actual).expect_err("expected a mismatch");
         assert_eq!(err.to_string(), want);
+    }
+
+    #[test]
+    fn min_and_max_bound_numbers() {
+        check(
+            &json!({"ttlMs": {"$type": "integer", "$min": 0}}),
+            &json!({"ttlMs": 0}),
+        )
+        .unwrap();
+        check(&json!({"$min": 1, "$max": 2}), &json!(1.5)).unwrap();
+        check_fails(
+            json!({"ttlMs": {"$min": 0}}),
+            json!({"ttlMs": -1}),
+            r#"at $.ttlMs: expected {"$min": 0}, actual -1"#,
+        );
+        check_fails(
+            json!({"$max": 2}),
+            json!(3),
+            r#"at $: expected {"$max": 2}, actual 3"#,
+        );
+        check_fails(
+            json!({"$min": 0}),
+            json!("5"),
+            r#"at $: expected {"$min": 0}, actual "5""#,
+        );
+        assert_eq!(
+            validate(&json!({"$min": "x"})),
+            Err("$min needs a number".into())
+        );
     }
 
     #[test]

@@ -272,6 +272,13 @@ pub struct Report {
     pub duration_ms: u64,
     /// Warnings fail the run too (`--strict`).
     pub strict: bool,
+    /// The protocol versions the target serves, as discovered before the scenarios (empty when
+    /// no discovery ran or nothing was found).
+    pub eras: Vec<String>,
+    /// The era probes in detail.
+    pub era_discovery: Option<crate::eras::Eras>,
+    /// `--require-era` values the target does not serve: each fails the run.
+    pub missing_required_eras: Vec<String>,
 }
 
 impl Report {
@@ -287,6 +294,9 @@ impl Report {
             unknown_baseline_entries: Vec::new(),
             duration_ms: elapsed.as_millis() as u64,
             strict: config.strict,
+            eras: Vec::new(),
+            era_discovery: None,
+            missing_required_eras: Vec::new(),
         }
     }
 
@@ -303,6 +313,7 @@ impl Report {
                 (None, Outcome::Skip) => counts.skipped += 1,
             }
         }
+        counts.failed += self.missing_required_eras.len();
         counts
     }
 
@@ -311,15 +322,26 @@ impl Report {
     pub fn exit_code(&self) -> i32 {
         let warned = |s: &ScenarioReport| s.baseline.is_none() && s.outcome == Outcome::Warn;
         i32::from(
-            self.scenarios
-                .iter()
-                .any(|s| s.fails_run() || (self.strict && warned(s))),
+            !self.missing_required_eras.is_empty()
+                || self
+                    .scenarios
+                    .iter()
+                    .any(|s| s.fails_run() || (self.strict && warned(s))),
         )
     }
 
     /// The human report.
     pub fn to_human(&self) -> String {
         let mut out = String::new();
+        if let Some(eras) = &self.era_discovery {
+            let _ = writeln!(out, "{}", eras.line());
+        }
+        for era in &self.missing_required_eras {
+            let _ = writeln!(
+                out,
+                "FAIL  --require-era {era}: the target does not serve it"
+            );
+        }
         for s in &self.scenarios {
             out.push_str(&s.to_human());
         }
@@ -352,7 +374,7 @@ impl Report {
     pub fn to_junit(&self) -> String {
         let c = self.counts();
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let tests = self.scenarios.len();
+        let tests = self.scenarios.len() + self.missing_required_eras.len();
         let failures = c.failed + c.stale;
         let time = self.duration_ms as f64 / 1000.0;
         let _ = writeln!(
@@ -366,6 +388,31 @@ impl Report {
             xml(&self.target),
             c.skipped
         );
+        if let Some(eras) = &self.era_discovery {
+            out.push_str("    <properties>\n");
+            let _ = writeln!(
+                out,
+                "      <property name=\"eras\" value=\"{}\"/>",
+                xml(&eras.served.join(","))
+            );
+            for probe in &eras.probes {
+                let _ = writeln!(
+                    out,
+                    "      <property name=\"era-probe {}\" value=\"{}\"/>",
+                    xml(&probe.request),
+                    xml(&probe.summary)
+                );
+            }
+            out.push_str("    </properties>\n");
+        }
+        for era in &self.missing_required_eras {
+            let _ = writeln!(
+                out,
+                "    <testcase classname=\"eras\" name=\"require-era {}\" time=\"0.000\">\n      <failure message=\"{}\"/>\n    </testcase>",
+                xml(era),
+                xml(&format!("--require-era {era}: the target does not serve it"))
+            );
+        }
         for s in &self.scenarios {
             let classname = s.id.rsplit_once('/').map_or("scenarios", |(dir, _)| dir);
             let _ = write!(
@@ -547,7 +594,35 @@ mod tests {
             url::Url::parse("http://127.0.0.1:1/mcp").unwrap(),
             Profile::Local,
         );
-        Report::new(&config, reports, Duration::ZERO)
+        let mut report = Report::new(&config, reports, Duration::ZERO);
+        let mut eras = crate::eras::Eras::known(Some("2025-11-25"), &[]);
+        eras.probes.push(crate::eras::Probe {
+            request: "server/discover".into(),
+            status: Some(400),
+            summary: "not served (HTTP 400, JSON-RPC error -32000 Bad Request)".into(),
+        });
+        report.eras = eras.served.clone();
+        report.era_discovery = Some(eras);
+        report
+    }
+
+    #[test]
+    fn a_missing_required_era_fails_the_run_in_every_format() {
+        let mut report = sample();
+        report.scenarios.remove(1);
+        assert_eq!(report.exit_code(), 0);
+        report.missing_required_eras = vec!["2026-07-28".into()];
+        assert_eq!(report.exit_code(), 1);
+        assert_eq!(report.counts().failed, 1);
+        assert!(report
+            .to_human()
+            .contains("FAIL  --require-era 2026-07-28: the target does not serve it"));
+        let junit = report.to_junit();
+        assert!(junit.contains("<testcase classname=\"eras\" name=\"require-era 2026-07-28\""));
+        assert!(junit.contains("tests=\"4\" failures=\"1\""), "{junit}");
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["missing_required_eras"][0], "2026-07-28");
+        assert_eq!(json["eras"][0], "2025-11-25");
     }
 
     #[test]

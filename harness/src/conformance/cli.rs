@@ -13,8 +13,14 @@ pub enum SuiteChoice {
     /// The `conformance-alpha` package, `server --requirements 2025-11-25`.
     #[value(name = "alpha-2025-11-25")]
     Alpha20251125,
-    /// Both, active first.
+    /// The `conformance-alpha` package, `server --requirements 2026-07-28` (the stateless era;
+    /// for targets that serve it).
+    #[value(name = "alpha-2026-07-28")]
+    Alpha20260728,
+    /// Active and alpha-2025-11-25, active first (the default: what a legacy deployment serves).
     Both,
+    /// All three: active, alpha-2025-11-25, alpha-2026-07-28 (a dual-era deployment).
+    All,
 }
 
 /// Run the official MCP conformance suite against a target through a loopback proxy that adds
@@ -84,7 +90,9 @@ pub async fn execute(args: ConformanceArgs) -> anyhow::Result<u8> {
     let suites = match args.suite {
         SuiteChoice::Active => vec![Suite::Active],
         SuiteChoice::Alpha20251125 => vec![Suite::Alpha20251125],
+        SuiteChoice::Alpha20260728 => vec![Suite::Alpha20260728],
         SuiteChoice::Both => vec![Suite::Active, Suite::Alpha20251125],
+        SuiteChoice::All => vec![Suite::Active, Suite::Alpha20251125, Suite::Alpha20260728],
     };
     let expected_failures = match args.expected_failures {
         Some(file) if !file.is_file() => {

@@ -47,6 +47,10 @@ pub enum Suite {
     Active,
     /// The npm alias `conformance-alpha` (0.2.0-alpha here), `server --requirements 2025-11-25`.
     Alpha20251125,
+    /// The same package, `server --requirements 2026-07-28`: the frozen scored set of the
+    /// stateless era (`server-stateless`, `caching`, the `input-required-result-*` MRTR scenarios,
+    /// ...). Only for a target that serves 2026-07-28.
+    Alpha20260728,
 }
 
 impl Suite {
@@ -55,6 +59,7 @@ impl Suite {
         match self {
             Suite::Active => "active",
             Suite::Alpha20251125 => "alpha-2025-11-25",
+            Suite::Alpha20260728 => "alpha-2026-07-28",
         }
     }
 
@@ -62,7 +67,7 @@ impl Suite {
     fn package(self) -> &'static str {
         match self {
             Suite::Active => "@modelcontextprotocol/conformance",
-            Suite::Alpha20251125 => "conformance-alpha",
+            Suite::Alpha20251125 | Suite::Alpha20260728 => "conformance-alpha",
         }
     }
 
@@ -70,6 +75,7 @@ impl Suite {
         match self {
             Suite::Active => &["--suite", "active"],
             Suite::Alpha20251125 => &["--requirements", "2025-11-25"],
+            Suite::Alpha20260728 => &["--requirements", "2026-07-28"],
         }
     }
 
@@ -78,6 +84,7 @@ impl Suite {
         match self {
             Suite::Active => None,
             Suite::Alpha20251125 => Some("requirements/2025-11-25.yaml"),
+            Suite::Alpha20260728 => Some("requirements/2026-07-28.yaml"),
         }
     }
 }
@@ -757,6 +764,9 @@ pub async fn run(config: &ConformanceConfig) -> anyhow::Result<Report> {
         unknown_baseline_entries: expected.difference(&known).cloned().collect(),
         duration_ms: started.elapsed().as_millis() as u64,
         strict: false,
+        eras: Vec::new(),
+        era_discovery: None,
+        missing_required_eras: Vec::new(),
     })
 }
 
@@ -792,6 +802,56 @@ mod tests {
         );
         assert_eq!(scenario_of_dir("server-2026-11-26T21-46-21-457Z"), None);
         assert_eq!(scenario_of_dir("server-ping"), None);
+    }
+
+    #[test]
+    fn the_2026_07_28_requirement_set_is_its_own_suite() {
+        let suite = Suite::Alpha20260728;
+        assert_eq!(suite.name(), "alpha-2026-07-28");
+        assert_eq!(suite.package(), "conformance-alpha");
+        assert_eq!(suite.args(), ["--requirements", "2026-07-28"]);
+        assert_eq!(suite.requirements(), Some("requirements/2026-07-28.yaml"));
+        let r = scenario_report(
+            suite,
+            "server-stateless",
+            &[check("header-mismatch", "FAILURE", Some("expected -32020"))],
+            Path::new("x/checks.json"),
+            &Judging::default(),
+        );
+        assert_eq!(r.id, "conformance/alpha-2026-07-28/server-stateless");
+        assert_eq!(r.outcome, Outcome::Fail);
+        // The 2025-11-25 entries of a shared expected-failures file never judge this suite.
+        let mut judging = Judging::default();
+        judging.expected_failures.insert("server-stateless".into());
+        let mut reports = vec![r];
+        apply_expected_failures(&mut reports, &judging, Suite::Alpha20251125);
+        assert_eq!(reports[0].baseline, None);
+        apply_expected_failures(&mut reports, &judging, suite);
+        assert_eq!(reports[0].baseline, Some(BaselineMark::ExpectedFailure));
+    }
+
+    #[test]
+    fn the_2026_07_28_requirements_file_shape_parses() {
+        // The shape of conformance-alpha 0.2.0-alpha.12 requirements/2026-07-28.yaml.
+        let text = "# comment\nserver:\n  - server-stateless\n  - caching\nclient:\n  - auth/basic-cimd\n\
+            not_scored:\n  - scenario: auth/client-credentials-jwt\n    leg: client\n    reason: extension\n\
+            \x20 - scenario: http-header-validation\n    leg: server\n    reason: pending\n";
+        let dir = std::env::temp_dir().join(format!("mcp-harness-req-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("2026-07-28.yaml");
+        std::fs::write(&path, text).unwrap();
+        let not_scored = load_not_scored(&path).unwrap();
+        assert_eq!(
+            not_scored.into_iter().collect::<Vec<_>>(),
+            [("http-header-validation".to_string(), "pending".to_string())]
+        );
+        // The installed file, when `npm ci` ran in conformance/, parses the same way.
+        let installed = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../conformance/node_modules/conformance-alpha/requirements/2026-07-28.yaml");
+        if installed.is_file() {
+            let not_scored = load_not_scored(&installed).unwrap();
+            assert!(!not_scored.contains_key("server-stateless"), "scored");
+        }
     }
 
     #[test]

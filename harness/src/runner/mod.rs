@@ -3,9 +3,11 @@
 mod check;
 mod transcript;
 
+pub(crate) use check::shorten;
 pub use check::Failure;
 
 use crate::client::{Answer, Client, Request};
+use crate::eras::Eras;
 use crate::interp::{self, Vars};
 use crate::report::{Outcome, Report, ScenarioReport, StepOutcome, StepReport};
 use crate::scenario::{self, Action, Body, Identity, Profile, Scenario, Send, StatusSpec, Step};
@@ -53,6 +55,14 @@ pub struct RunConfig {
     /// Warnings (failed SHOULD/MAY checks) fail the run too; for certifying a reference
     /// deployment whose own contract is stricter than the spec.
     pub strict: bool,
+    /// Probe the target's eras before the scenarios (`run`), or before a scenario about the
+    /// 2026-07-28 era (`run_scenario`), unless [`RunConfig::eras`] already says.
+    pub discover_eras: bool,
+    /// The target's eras when known in advance (no probes then).
+    pub eras: Option<Eras>,
+    /// `--require-era`: eras the target must serve; scenarios for them fail instead of being
+    /// skipped, and the run fails when one is missing.
+    pub require_eras: Vec<String>,
 }
 
 impl RunConfig {
@@ -77,6 +87,9 @@ impl RunConfig {
             max_retry_wait: Duration::from_secs(30),
             progress: false,
             strict: false,
+            discover_eras: true,
+            eras: None,
+            require_eras: Vec::new(),
         }
     }
 
@@ -111,7 +124,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    async fn wait(&self, config: &RunConfig, paced: bool) {
+    pub(crate) async fn wait(&self, config: &RunConfig, paced: bool) {
         let mut last = self.last.lock().await;
         let now = Instant::now();
         let mut ready = now;
@@ -138,13 +151,24 @@ pub async fn run(config: &RunConfig, scenarios: &[Scenario]) -> Report {
     let pacer = Pacer::default();
     let client = Client::new();
     let selected: Vec<&Scenario> = scenarios.iter().filter(|s| config.selects(s)).collect();
+    let eras = match (&config.eras, &client) {
+        (Some(eras), _) => Some(eras.clone()),
+        (None, Ok(client)) if config.discover_eras => {
+            let eras = crate::eras::discover(config, client, &pacer).await;
+            if config.progress {
+                eprintln!("{}", eras.line());
+            }
+            Some(eras)
+        }
+        _ => None,
+    };
     let mut reports = Vec::new();
     for (n, scenario) in selected.iter().enumerate() {
         if config.progress {
             eprintln!("[{}/{}] {}", n + 1, selected.len(), scenario.id);
         }
         let report = match &client {
-            Ok(client) => run_scenario_with(config, client, &pacer, scenario).await,
+            Ok(client) => run_scenario_with(config, client, &pacer, eras.as_ref(), scenario).await,
             Err(e) => ScenarioReport::errored(scenario, e.to_string()),
         };
         if config.progress {
@@ -158,15 +182,34 @@ pub async fn run(config: &RunConfig, scenarios: &[Scenario]) -> Report {
         }
         reports.push(report);
     }
-    Report::new(config, reports, started.elapsed())
+    let mut report = Report::new(config, reports, started.elapsed());
+    if let Some(eras) = eras {
+        report.missing_required_eras = crate::eras::missing_required(&eras, &config.require_eras);
+        report.eras = eras.served.clone();
+        report.era_discovery = Some(eras);
+    }
+    report
 }
 
 /// Runs one scenario with a fresh client and pacer (for one-test-per-file runners).
+///
+/// Eras are probed first only when the scenario is about the 2026-07-28 era (tags `2026-07-28`,
+/// `dual-era`, `modern-only`) and [`RunConfig::eras`] does not say, so legacy scenarios send
+/// exactly what they did before eras existed.
 pub async fn run_scenario(config: &RunConfig, scenario: &Scenario) -> ScenarioReport {
-    match Client::new() {
-        Ok(client) => run_scenario_with(config, &client, &Pacer::default(), scenario).await,
-        Err(e) => ScenarioReport::errored(scenario, e.to_string()),
-    }
+    let client = match Client::new() {
+        Ok(client) => client,
+        Err(e) => return ScenarioReport::errored(scenario, e.to_string()),
+    };
+    let pacer = Pacer::default();
+    let eras = match &config.eras {
+        Some(eras) => Some(eras.clone()),
+        None if config.discover_eras && scenario.concerns_modern_era() => {
+            Some(crate::eras::discover(config, &client, &pacer).await)
+        }
+        None => None,
+    };
+    run_scenario_with(config, &client, &pacer, eras.as_ref(), scenario).await
 }
 
 /// Loads one scenario file (its id relative to `root`) and runs it: the entry point for
@@ -227,13 +270,25 @@ struct ScenarioRun<'a> {
 }
 
 /// Runs one scenario with a shared client and pacer.
+/// With `eras`, a scenario for an era the target does not serve is skipped with the reason, or
+/// fails when `--require-era` names that era.
 pub async fn run_scenario_with(
     config: &RunConfig,
     client: &Client,
     pacer: &Pacer,
+    eras: Option<&Eras>,
     scenario: &Scenario,
 ) -> ScenarioReport {
     let started = std::time::Instant::now();
+    if let Some(miss) = eras.and_then(|eras| crate::eras::skip_reason(eras, scenario)) {
+        if crate::eras::required(&config.require_eras, &miss.era) {
+            return ScenarioReport::errored(
+                scenario,
+                format!("--require-era {}: {}", miss.era, miss.reason),
+            );
+        }
+        return ScenarioReport::skipped(scenario, miss.reason);
+    }
     if let Some(reason) = skip_reason(config, scenario) {
         return ScenarioReport::skipped(scenario, reason);
     }
@@ -375,11 +430,17 @@ impl ScenarioRun<'_> {
         } else {
             self.config.target.clone()
         };
+        let modern = send.modern.unwrap_or(self.scenario.modern);
+        let mut mirrored = Vec::new();
         let mut body = match &send.body {
             Body::None => None,
             Body::Json(template) => {
-                let value =
+                let mut value =
                     interp::json(template, vars).map_err(|e| Failure::new(e.to_string()))?;
+                if modern {
+                    crate::modern::fill_meta(&mut value, vars, &send.meta_omit);
+                    mirrored = crate::modern::mirrored_headers(&value, vars);
+                }
                 Some(value.to_string().into_bytes())
             }
             Body::Raw(template) => Some(interp_text(template, vars)?.into_bytes()),
@@ -421,8 +482,16 @@ impl ScenarioRun<'_> {
                 }
             }
         }
+        // The mirrored modern headers come after the defaults, so a step's own headers (a
+        // mismatch on purpose) replace them and `omit_headers` removes them.
+        for (name, value) in mirrored {
+            set(&mut headers, &name, value);
+        }
         for (name, template) in &send.headers {
-            let value = interp_text(template, vars)?;
+            let mut value = interp_text(&template.template, vars)?;
+            if template.base64 {
+                value = crate::modern::base64_sentinel(&value);
+            }
             set(&mut headers, name, value);
         }
         headers.retain(|(k, _)| !send.omit_headers.iter().any(|o| o.eq_ignore_ascii_case(k)));
@@ -431,6 +500,7 @@ impl ScenarioRun<'_> {
             url,
             headers,
             body,
+            title_case: send.title_case_headers,
         })
     }
 
@@ -548,8 +618,13 @@ impl ScenarioRun<'_> {
         check::evaluate(&head_only, &view, &self.vars)?;
         for (name, capture) in &step.captures {
             if let crate::scenario::CaptureSource::Header(_) = capture.source {
-                let value = check::capture(name, capture, &view)?;
-                self.vars.insert(name.clone(), value);
+                match check::capture(name, capture, &view) {
+                    Ok(value) => {
+                        self.vars.insert(name.clone(), value);
+                    }
+                    Err(_) if capture.optional => {}
+                    Err(failure) => return Err(failure),
+                }
             }
         }
         Ok(())
@@ -557,8 +632,13 @@ impl ScenarioRun<'_> {
 
     fn capture(&mut self, step: &Step, view: &View<'_>) -> Result<(), Failure> {
         for (name, capture) in &step.captures {
-            let value = check::capture(name, capture, view)?;
-            self.vars.insert(name.clone(), value);
+            match check::capture(name, capture, view) {
+                Ok(value) => {
+                    self.vars.insert(name.clone(), value);
+                }
+                Err(_) if capture.optional => {}
+                Err(failure) => return Err(failure),
+            }
         }
         Ok(())
     }
@@ -591,7 +671,11 @@ impl ScenarioRun<'_> {
                 step.captures
                     .iter()
                     .filter(|(_, c)| !matches!(c.source, crate::scenario::CaptureSource::Header(_)))
-                    .map(|(n, c)| check::capture(n, c, &view).map(|v| (n.clone(), v)))
+                    .filter_map(|(n, c)| match check::capture(n, c, &view) {
+                        Ok(v) => Some(Ok((n.clone(), v))),
+                        Err(_) if c.optional => None,
+                        Err(failure) => Some(Err(failure)),
+                    })
                     .collect::<Result<Vec<_>, _>>()
             });
             let finished = data.ended || Instant::now() >= deadline;
@@ -737,6 +821,127 @@ mod tests {
         assert_eq!(local.paced_interval, Duration::ZERO);
     }
 
+    /// The request a scenario's step `index` (0-based) would send, with `vars`.
+    fn built(text: &str, index: usize, vars: Vars) -> Request {
+        let scenario =
+            scenario::parse_scenario(text, std::path::Path::new("scenarios/x.toml"), "x".into())
+                .unwrap();
+        let config = RunConfig::new(
+            url::Url::parse("http://127.0.0.1:1/mcp").unwrap(),
+            Profile::Local,
+        );
+        let client = Client::new().unwrap();
+        let pacer = Pacer::default();
+        let run = ScenarioRun {
+            config: &config,
+            client: &client,
+            pacer: &pacer,
+            scenario: &scenario,
+            vars: vars.clone(),
+            streams: HashMap::new(),
+            transcript: Transcript {
+                lines: Vec::new(),
+                secrets: Vec::new(),
+            },
+        };
+        let step = &scenario.steps[index];
+        let Action::Request { send, .. } = &step.action else {
+            panic!("not a request step")
+        };
+        run.build_request(step, send, &vars).unwrap()
+    }
+
+    fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+        request
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    const MODERN: &str = r#"
+[defaults]
+modern = true
+headers = { "MCP-Protocol-Version" = "from-defaults" }
+[[step]]
+send.json = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"café","arguments":{}}}'
+[[step]]
+send.json = '{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"test://static-text"}}'
+send.meta_omit = ["protocolVersion"]
+send.headers = { "mcp-method" = "tools/list", "Mcp-Name" = { base64 = "${name}" } }
+send.omit_headers = ["MCP-Protocol-Version"]
+[[step]]
+send.modern = false
+send.json = '{"jsonrpc":"2.0","id":3,"method":"tools/list"}'
+[[step]]
+send.raw = '{"jsonrpc":"2.0","id":4,"method":"tools/list"}'
+"#;
+
+    #[test]
+    fn modern_helper_fills_meta_and_mirrors_headers() {
+        let mut vars = Vars::new();
+        vars.insert("name".into(), Value::from("test://static-text"));
+        vars.insert(
+            "client_capabilities".into(),
+            serde_json::json!({"sampling": {}}),
+        );
+        let call = built(MODERN, 0, vars.clone());
+        let body: Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+        let meta = &body["params"]["_meta"];
+        assert_eq!(
+            meta["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
+        assert_eq!(
+            meta["io.modelcontextprotocol/clientCapabilities"],
+            serde_json::json!({"sampling": {}})
+        );
+        assert_eq!(body["params"]["arguments"], serde_json::json!({}));
+        // The mirrored header replaces the [defaults] one; a non-ASCII name is encoded.
+        assert_eq!(header(&call, "MCP-Protocol-Version"), Some("2026-07-28"));
+        assert_eq!(header(&call, "Mcp-Method"), Some("tools/call"));
+        assert_eq!(header(&call, "Mcp-Name"), Some("=?base64?Y2Fmw6k=?="));
+
+        let read = built(MODERN, 1, vars.clone());
+        let body: Value = serde_json::from_slice(read.body.as_ref().unwrap()).unwrap();
+        assert!(body["params"]["_meta"]
+            .get("io.modelcontextprotocol/protocolVersion")
+            .is_none());
+        assert_eq!(header(&read, "MCP-Protocol-Version"), None, "omitted");
+        assert_eq!(
+            header(&read, "Mcp-Method"),
+            Some("tools/list"),
+            "a step's header wins, whatever its case"
+        );
+        assert_eq!(
+            read.headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("mcp-method"))
+                .count(),
+            1
+        );
+        assert_eq!(
+            header(&read, "Mcp-Name"),
+            Some("=?base64?dGVzdDovL3N0YXRpYy10ZXh0?=")
+        );
+
+        let legacy = built(MODERN, 2, vars.clone());
+        let body: Value = serde_json::from_slice(legacy.body.as_ref().unwrap()).unwrap();
+        assert!(body.get("params").is_none(), "send.modern = false");
+        assert_eq!(
+            header(&legacy, "MCP-Protocol-Version"),
+            Some("from-defaults")
+        );
+        assert_eq!(header(&legacy, "Mcp-Method"), None);
+
+        let raw = built(MODERN, 3, vars);
+        assert_eq!(
+            raw.body.as_deref(),
+            Some(&br#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#[..]),
+            "raw bodies are sent as written"
+        );
+    }
+
     #[test]
     fn transcripts_redact_tokens_everywhere() {
         let mut transcript = Transcript {
@@ -748,6 +953,7 @@ mod tests {
             url: url::Url::parse("http://h/mcp?access_token=s3cr3t").unwrap(),
             headers: vec![("Authorization".into(), "Bearer s3cr3t".into())],
             body: Some(b"{\"t\":\"s3cr3t\"}".to_vec()),
+            title_case: false,
         });
         let text = transcript.tail(10).join("\n");
         assert!(!text.contains("s3cr3t"), "{text}");

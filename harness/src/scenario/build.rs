@@ -110,6 +110,7 @@ pub fn parse_scenario(text: &str, path: &Path, id: String) -> Result<Scenario, S
         vars,
         needs_vars: raw.needs_vars,
         default_headers: raw.defaults.headers.into_iter().collect(),
+        modern: raw.defaults.modern.unwrap_or(false),
         timeout: raw.timeout,
         steps,
     })

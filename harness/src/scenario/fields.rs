@@ -123,16 +123,64 @@ pub(super) fn build_send(
     } else {
         Body::None
     };
+    let mut headers = Vec::new();
+    for (name, value) in raw.headers {
+        headers.push((
+            name.clone(),
+            header_value(&value)
+                .map_err(|m| ctx.error(span.clone(), format!("send.headers.{name}: {m}")))?,
+        ));
+    }
+    for field in &raw.meta_omit {
+        if !crate::modern::META_FIELDS.contains(&field.as_str()) {
+            return Err(ctx.error(
+                span.clone(),
+                format!(
+                    "send.meta_omit: unknown _meta field {field:?} (use {:?})",
+                    crate::modern::META_FIELDS
+                ),
+            ));
+        }
+    }
+    if !raw.meta_omit.is_empty() && raw.modern == Some(false) {
+        return Err(ctx.error(
+            span.clone(),
+            "send.meta_omit needs the modern helper (send.modern = false turns it off)",
+        ));
+    }
     Ok(Send {
         method,
         path: raw.path,
         url: raw.url,
-        headers: raw.headers.into_iter().collect(),
+        headers,
+        modern: raw.modern,
+        meta_omit: raw.meta_omit,
+        title_case_headers: raw.title_case_headers,
         omit_headers: raw.omit_headers,
         use_defaults: raw.defaults.unwrap_or(true),
         body,
         pad_bytes: raw.pad_bytes.unwrap_or(0),
     })
+}
+
+/// A header value: a string template, or `{ base64 = "template" }` for the `=?base64?…?=` form.
+fn header_value(value: &toml::Value) -> Result<HeaderValue, String> {
+    match value {
+        toml::Value::String(text) => Ok(HeaderValue {
+            template: text.clone(),
+            base64: false,
+        }),
+        toml::Value::Table(table) if table.len() == 1 => match table.get("base64") {
+            Some(toml::Value::String(text)) => Ok(HeaderValue {
+                template: text.clone(),
+                base64: true,
+            }),
+            _ => Err("a header table is { base64 = \"text\" }".to_string()),
+        },
+        other => Err(format!(
+            "a header value is a string or {{ base64 = \"text\" }}, got {other}"
+        )),
+    }
 }
 
 /// Replaces every `${name}` with `0` (valid both inside strings and as a value).
@@ -340,5 +388,6 @@ pub(super) fn build_capture(
         source,
         path: raw.path,
         regex: raw.regex,
+        optional: raw.optional,
     })
 }

@@ -187,7 +187,7 @@ fn step_references(step: &Step) -> Vec<String> {
                 names.extend(interp::references(text));
             }
             for (_, value) in &send.headers {
-                names.extend(interp::references(value));
+                names.extend(interp::references(&value.template));
             }
             match &send.body {
                 Body::Json(value) => names.extend(interp::json_references(value)),

@@ -103,6 +103,9 @@ pub struct Scenario {
     /// Headers added to every request step unless it says `send.defaults = false`; a header
     /// whose variables are not defined yet is left out.
     pub default_headers: Vec<(String, String)>,
+    /// `[defaults] modern = true`: request steps with a JSON body use the modern `_meta` helper
+    /// unless they say `send.modern = false`.
+    pub modern: bool,
     /// Default bound of every wait, as a duration template (`"10s"`).
     pub timeout: Option<String>,
     /// The steps, includes expanded.
@@ -113,6 +116,23 @@ impl Scenario {
     /// True when the scenario needs token A (tag `auth`).
     pub fn needs_token(&self) -> bool {
         self.tags.iter().any(|t| t == "auth")
+    }
+
+    /// The protocol-version tags of the scenario (`2025-11-25`, `2026-07-28`, ...).
+    pub fn version_tags(&self) -> Vec<&str> {
+        self.tags
+            .iter()
+            .map(String::as_str)
+            .filter(|t| crate::modern::LEGACY_VERSIONS.contains(t) || is_version_tag(t))
+            .collect()
+    }
+
+    /// True when the scenario is about the 2026-07-28 era (tags `2026-07-28`, `dual-era` or
+    /// `modern-only`): runners that check one file at a time discover the target's eras first.
+    pub fn concerns_modern_era(&self) -> bool {
+        self.tags
+            .iter()
+            .any(|t| t == crate::modern::MODERN_VERSION || t == "dual-era" || t == "modern-only")
     }
 
     /// True when some step acts as identity B.
@@ -194,8 +214,14 @@ pub struct Send {
     pub path: Option<String>,
     /// Absolute URL, a template (wins over `path`).
     pub url: Option<String>,
-    /// Extra headers (templates), added after the defaults.
-    pub headers: Vec<(String, String)>,
+    /// Extra headers (templates), added after the defaults and the mirrored modern headers.
+    pub headers: Vec<(String, HeaderValue)>,
+    /// Use the modern `_meta` helper: `None` follows the scenario's `[defaults] modern`.
+    pub modern: Option<bool>,
+    /// `_meta` fields (short names like `clientCapabilities`) the helper leaves out.
+    pub meta_omit: Vec<String>,
+    /// Send the header names in HTTP/1 Title-Case instead of lower case.
+    pub title_case_headers: bool,
     /// Default headers to leave out (case-insensitive names).
     pub omit_headers: Vec<String>,
     /// Apply the scenario's `[defaults] headers`.
@@ -204,6 +230,26 @@ pub struct Send {
     pub body: Body,
     /// Spaces appended to the body (to exceed size limits with valid JSON).
     pub pad_bytes: usize,
+}
+
+/// A header value template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderValue {
+    /// The template (`${var}` allowed).
+    pub template: String,
+    /// Send it as `=?base64?<base64 of the interpolated text>?=` (`{ base64 = "..." }` in the file).
+    pub base64: bool,
+}
+
+/// True for a `YYYY-MM-DD` tag (a protocol revision).
+pub fn is_version_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 /// A request body template.
@@ -330,6 +376,9 @@ pub struct Capture {
     pub path: Option<String>,
     /// A regex applied to the text form; group 1 (or the whole match) is kept.
     pub regex: Option<String>,
+    /// A missing value is not a failure: the variable stays undefined, so `[defaults] headers`
+    /// that use it are left out (a session id that a stateless server never issues).
+    pub optional: bool,
 }
 
 /// Capture sources.

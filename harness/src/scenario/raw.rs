@@ -40,6 +40,7 @@ pub(crate) struct RawFragment {
 pub(crate) struct RawDefaults {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    pub modern: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,9 +82,14 @@ pub(crate) struct RawSend {
     pub path: Option<String>,
     pub url: Option<String>,
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub omit_headers: Vec<String>,
+    pub modern: Option<bool>,
+    #[serde(default)]
+    pub meta_omit: Vec<String>,
+    #[serde(default)]
+    pub title_case_headers: bool,
     pub defaults: Option<bool>,
     pub json: Option<Spanned<toml::Value>>,
     pub raw: Option<String>,
@@ -116,4 +122,6 @@ pub(crate) struct RawCapture {
     pub sse_field: Option<String>,
     pub path: Option<String>,
     pub regex: Option<String>,
+    #[serde(default)]
+    pub optional: bool,
 }

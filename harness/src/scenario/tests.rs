@@ -243,3 +243,79 @@ fn ids_are_relative_to_the_enclosing_scenarios_folder() {
     assert_eq!(load_paths(std::slice::from_ref(&other)).unwrap()[0].id, "x");
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+#[test]
+fn modern_helper_keys_and_base64_headers() {
+    let s = parse(
+        r#"
+tags = ["2026-07-28", "dual-era", "2025-11-25"]
+[defaults]
+modern = true
+[[step]]
+send.json = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+send.meta_omit = ["clientCapabilities"]
+send.headers = { "Mcp-Name" = { base64 = "x${i}" }, "X-Plain" = "p" }
+[[step]]
+send.modern = false
+send.json = '{"jsonrpc":"2.0","id":2,"method":"initialize"}'
+"#,
+    );
+    assert!(s.modern);
+    assert!(s.concerns_modern_era());
+    assert_eq!(s.version_tags(), ["2026-07-28", "2025-11-25"]);
+    let Action::Request { send, .. } = &s.steps[0].action else {
+        panic!()
+    };
+    assert_eq!(send.modern, None, "follows [defaults]");
+    assert_eq!(send.meta_omit, ["clientCapabilities"]);
+    assert_eq!(
+        send.headers,
+        [
+            (
+                "Mcp-Name".to_string(),
+                HeaderValue {
+                    template: "x${i}".into(),
+                    base64: true
+                }
+            ),
+            (
+                "X-Plain".to_string(),
+                HeaderValue {
+                    template: "p".into(),
+                    base64: false
+                }
+            )
+        ]
+    );
+    let Action::Request { send, .. } = &s.steps[1].action else {
+        panic!()
+    };
+    assert_eq!(send.modern, Some(false));
+    assert!(!parse(MINIMAL).concerns_modern_era());
+}
+
+#[test]
+fn modern_helper_errors_name_the_line() {
+    let err = parse_err(
+        "[[step]]\nsend.json = '{\"method\":\"x\"}'\nsend.meta_omit = [\"clientCaps\"]\n",
+    );
+    assert!(
+        err.starts_with("scenarios/x.toml:1:1: send.meta_omit: unknown _meta field \"clientCaps\""),
+        "{err}"
+    );
+    let err = parse_err("[[step]]\nsend.modern = false\nsend.meta_omit = [\"clientInfo\"]\n");
+    assert!(
+        err.contains("send.meta_omit needs the modern helper"),
+        "{err}"
+    );
+    let err = parse_err("[[step]]\nsend.headers = { A = { hex = \"x\" } }\n");
+    assert!(
+        err.contains("send.headers.A: a header table is { base64"),
+        "{err}"
+    );
+    let err = parse_err("[[step]]\nsend.headers = { A = 3 }\n");
+    assert!(
+        err.contains("send.headers.A: a header value is a string"),
+        "{err}"
+    );
+}

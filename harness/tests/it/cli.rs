@@ -265,4 +265,65 @@ fn help_and_usage_errors_with_assert_cmd() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("/nonexistent/discovery.txt"));
+#[tokio::test(flavor = "multi_thread")]
+async fn require_era_fails_a_legacy_target_and_the_era_line_is_in_every_report() {
+    let target = server::start().await;
+    let modern = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/modern")
+        .display()
+        .to_string();
+    let junit = temp("eras.junit.xml").display().to_string();
+    let json = temp("eras.json").display().to_string();
+    let env = vec![("IT_TOKEN".to_string(), "token-a-secret".to_string())];
+    let run = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "run",
+            "--target",
+            &target,
+            "--profile",
+            "local",
+            "--token-env",
+            "IT_TOKEN",
+            "-q",
+            "--junit",
+            &junit,
+            "--json",
+            &json,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&modern);
+        args.iter().map(|s| s.to_string()).collect()
+    };
+    let output = harness_async(run(&[]), env.clone()).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("eras: 2025-11-25 ("), "{stdout}");
+    assert!(
+        stdout.contains("SKIP  modern/server-discover-shape: the target does not serve 2026-07-28"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["eras"], serde_json::json!(["2025-11-25"]));
+    assert!(std::fs::read_to_string(&junit)
+        .unwrap()
+        .contains("<property name=\"eras\" value=\"2025-11-25\"/>"));
+
+    let output = harness_async(run(&["--require-era", "2026-07-28"]), env.clone()).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("FAIL  --require-era 2026-07-28: the target does not serve it"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["missing_required_eras"],
+        serde_json::json!(["2026-07-28"])
+    );
+
+    let output = harness_async(run(&["--require-era", "modern"]), env).await;
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--require-era \"modern\""));
 }

@@ -3,6 +3,9 @@
 
 mod cli;
 mod library;
+mod modern;
+mod modern_run;
+mod python_modern;
 mod run;
 mod server;
 
