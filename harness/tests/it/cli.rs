@@ -265,6 +265,8 @@ fn help_and_usage_errors_with_assert_cmd() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("/nonexistent/discovery.txt"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn require_era_fails_a_legacy_target_and_the_era_line_is_in_every_report() {
     let target = server::start().await;
