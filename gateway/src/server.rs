@@ -396,3 +396,45 @@ impl HttpBody for Tracked {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn accept_errors_back_off_up_to_a_second_and_reset_on_success() {
+        let mut backoff = AcceptBackoff::new();
+        let error = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            let started = Instant::now();
+            backoff.wait(&error).await;
+            waits.push(started.elapsed().as_millis());
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        assert_eq!(backoff.unlogged, 8, "one warning, the rest counted");
+        backoff.reset();
+        let started = Instant::now();
+        backoff.wait(&error).await;
+        assert_eq!(started.elapsed().as_millis(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_idle_only_without_a_request_in_progress() {
+        let state = Arc::new(ConnState {
+            active: watch::channel(0).0,
+            kill: Notify::new(),
+        });
+        let request = Active::new(state.clone());
+        let idle = idle_for(state.active.subscribe(), Duration::from_secs(5));
+        tokio::pin!(idle);
+        // A request in progress (an SSE stream, say) keeps it busy however long it lasts.
+        assert!(tokio::time::timeout(Duration::from_secs(60), &mut idle)
+            .await
+            .is_err());
+        drop(request);
+        let started = Instant::now();
+        idle.await;
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+}

@@ -293,6 +293,20 @@ impl EventStream {
         after + 1 >= first_kept && after < inner.next_seq
     }
 
+    /// The position closest to `after` that can be served without a gap: not before the oldest
+    /// kept event, not past the newest event.
+    pub fn resumable_from(&self, after: u64) -> u64 {
+        let inner = self.lock();
+        let first_kept = inner
+            .events
+            .front()
+            .map(|e| e.seq)
+            .unwrap_or(inner.next_seq);
+        after
+            .min(inner.next_seq - 1)
+            .max(first_kept.saturating_sub(1))
+    }
+
     /// A receiver woken on every change (push or finish).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
@@ -407,6 +421,19 @@ mod tests {
             "a big event evicts the rest but is kept itself"
         );
         assert_eq!(kept.events[0].data.len(), 50);
+    }
+
+    #[test]
+    fn a_resume_position_is_held_to_what_is_kept() {
+        let stream = EventStream::new(0, 2, 0);
+        for _ in 0..4 {
+            stream.push(Bytes::from_static(b"n"), false);
+        }
+        // Events 3 and 4 are kept.
+        assert_eq!(stream.resumable_from(0), 2, "what was dropped is skipped");
+        assert_eq!(stream.resumable_from(3), 3);
+        assert_eq!(stream.resumable_from(99), 4, "not past the newest");
+        assert!(!stream.after(stream.resumable_from(0)).gap);
     }
 
     #[test]

@@ -79,6 +79,14 @@ async fn open_stream(
     // A Last-Event-ID names its stream: resume that one, and only that one.
     let resume = headers::text(request_headers, LAST_EVENT_ID).and_then(parse_event_id);
     let (stream, after) = match resume {
+        // The standalone stream carries only the server's own messages: if some were dropped
+        // while nobody read them, they are lost either way, and the stream goes on from what is
+        // kept rather than being refused (which would leave the client without a GET stream).
+        Some((STANDALONE, seq)) => {
+            let standalone = session.channel.standalone.clone();
+            let after = standalone.resumable_from(seq);
+            (standalone, after)
+        }
         Some((stream_id, seq)) => match session.channel.find(stream_id) {
             Some(stream) if stream.can_resume_after(seq) => (stream, seq),
             // Dropped (replay budgets, resume window, retained-stream count) or never issued:
@@ -93,7 +101,9 @@ async fn open_stream(
         },
         None => {
             let delivered = session.channel.standalone_delivered.load(Ordering::Acquire);
-            (session.channel.standalone.clone(), delivered)
+            let standalone = session.channel.standalone.clone();
+            let after = standalone.resumable_from(delivered);
+            (standalone, after)
         }
     };
     let ticket = if resume.is_some() && stream.id() == STANDALONE {
