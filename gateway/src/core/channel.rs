@@ -83,6 +83,21 @@ impl Channel {
         ))
     }
 
+    /// A stream for a batch expecting `finals` answers: room for every answer on top of the
+    /// replay budget (SSE_REPLAY_EVENTS more events, SSE_REPLAY_BYTES per answer), so that no
+    /// answer of a batch larger than the budget is evicted before it is delivered. A batch then
+    /// costs what as many single calls would; MAX_BATCH_MEMBERS and MAX_INFLIGHT_PER_SESSION
+    /// bound `finals`.
+    pub fn open_batch_stream(&self, finals: usize) -> Arc<EventStream> {
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        Arc::new(EventStream::bounded(
+            id,
+            self.replay_events.saturating_add(finals),
+            self.replay_bytes.saturating_mul(finals.max(1)),
+            finals,
+        ))
+    }
+
     /// Keeps a request stream so it can be resumed; the oldest retained one is let go first.
     pub fn retain(&self, stream: &Arc<EventStream>) {
         let mut retained = self.retained.lock().unwrap_or_else(|e| e.into_inner());
