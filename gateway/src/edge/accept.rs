@@ -33,6 +33,16 @@ pub enum Wants {
 
 /// How the client's `Accept` lets the gateway answer; None when it excludes both types.
 pub fn negotiate(headers: &HeaderMap) -> Option<Wants> {
+    // What MCP clients send on every call: answered without parsing (the hot path).
+    let mut fields = headers.get_all(header::ACCEPT).iter();
+    if let (Some(only), None) = (fields.next(), fields.next()) {
+        let value = only.as_bytes();
+        if value.eq_ignore_ascii_case(b"application/json, text/event-stream")
+            || value.eq_ignore_ascii_case(b"text/event-stream, application/json")
+        {
+            return Some(Wants::Both);
+        }
+    }
     let ranges = parse(headers);
     if ranges.is_empty() {
         return Some(Wants::Json);
