@@ -148,6 +148,16 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// Most members of one 2025-03-26 batch; a larger batch is refused whole (413, -32600)
+    /// before its members are parsed.
+    #[arg(long, env = "MAX_BATCH_MEMBERS", default_value_t = 256)]
+    pub max_batch_members: usize,
+
+    /// Most POST bodies being read and parsed at once; beyond it 503 with Retry-After, so
+    /// concurrent large bodies cannot take the memory.
+    #[arg(long, env = "MAX_CONCURRENT_BODIES", default_value_t = 64)]
+    pub max_concurrent_bodies: usize,
+
     /// Longest line the child may write on stdout in bytes; beyond it the child is treated as broken.
     #[arg(long, env = "MAX_LINE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_line_bytes: usize,
@@ -383,6 +393,8 @@ impl Config {
                 self.max_inflight_per_session as u64,
             ),
             ("MAX_BODY_BYTES", self.max_body_bytes as u64),
+            ("MAX_BATCH_MEMBERS", self.max_batch_members as u64),
+            ("MAX_CONCURRENT_BODIES", self.max_concurrent_bodies as u64),
             ("MAX_LINE_BYTES", self.max_line_bytes as u64),
             ("HEADER_READ_TIMEOUT_SECS", self.header_read_timeout_secs),
             ("HTTP_IDLE_TIMEOUT_SECS", self.http_idle_timeout_secs),

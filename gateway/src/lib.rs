@@ -148,6 +148,7 @@ pub async fn serve_with_clock(
             config.rate_limit_max_keys,
         ),
         proxies: TrustedProxies::parse(&config.trusted_proxies),
+        bodies: edge::body_permits(&config),
         config,
     });
     if state.config.child_scope == ChildScope::Shared {

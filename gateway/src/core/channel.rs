@@ -106,6 +106,23 @@ impl Channel {
         ))
     }
 
+    /// A stream for a batch expecting `finals` answers: the replay budget (SSE_REPLAY_EVENTS,
+    /// SSE_REPLAY_BYTES) bounds the other messages, and no answer is ever evicted, so a batch
+    /// larger than the budget loses none. Its answers cost what as many single calls' would;
+    /// MAX_BATCH_MEMBERS and MAX_INFLIGHT_PER_SESSION bound `finals`.
+    pub fn open_batch_stream(&self, finals: usize) -> Arc<EventStream> {
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        Arc::new(
+            EventStream::bounded(
+                id,
+                self.replay_events.saturating_add(finals),
+                self.replay_bytes,
+                finals,
+            )
+            .keeping_responses(),
+        )
+    }
+
     /// Keeps a request stream so it can be resumed; the oldest retained one is let go first.
     /// Once finished, it counts against the replay budgets.
     pub fn retain(&self, stream: &Arc<EventStream>) {

@@ -95,12 +95,21 @@ impl Session {
 
     /// Counts a request in flight until the guard drops; None when the per-session cap is reached.
     pub fn begin_call(self: &Arc<Self>, cap: usize) -> Option<CallGuard> {
-        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if before >= cap {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(CallGuard(self.clone()))
+        self.begin_calls(cap, 1)
+    }
+
+    /// Counts `count` requests (a batch's) in flight until the guard drops, all or none: None
+    /// when they do not all fit under the per-session cap.
+    pub fn begin_calls(self: &Arc<Self>, cap: usize, count: usize) -> Option<CallGuard> {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                now.checked_add(count).filter(|after| *after <= cap)
+            })
+            .ok()?;
+        Some(CallGuard {
+            session: self.clone(),
+            count,
+        })
     }
 
     /// Busy sessions (calls in flight, a GET stream attached) are not idle.
@@ -128,12 +137,17 @@ impl Session {
     }
 }
 
-pub struct CallGuard(Arc<Session>);
+pub struct CallGuard {
+    session: Arc<Session>,
+    count: usize,
+}
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.touch();
+        self.session
+            .in_flight
+            .fetch_sub(self.count, Ordering::AcqRel);
+        self.session.touch();
     }
 }
 

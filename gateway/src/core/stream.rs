@@ -63,6 +63,8 @@ struct Inner {
     discarded: bool,
     /// The budget that counts this stream once it is finished (set when a channel retains it).
     link: Option<Link>,
+    /// Evict only other messages, never a response (a batch's answer, see `keeping_responses`).
+    keep_finals: bool,
 }
 
 #[derive(Clone)]
@@ -99,6 +101,7 @@ impl EventStream {
                 delivered_by: 0,
                 discarded: false,
                 link: None,
+                keep_finals: false,
             }),
             changed: watch::channel(0).0,
             holder: AtomicU64::new(0),
@@ -106,6 +109,14 @@ impl EventStream {
             was_read: std::sync::atomic::AtomicBool::new(false),
             primings: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Over its bounds the stream drops its oldest message that is not a response, and never a
+    /// response: every answer of a batch reaches its client, however many notifications come
+    /// between (at most `finals` responses are ever kept, so the bound stays).
+    pub fn keeping_responses(self) -> EventStream {
+        self.lock().keep_finals = true;
+        self
     }
 
     pub fn id(&self) -> u64 {
@@ -221,7 +232,15 @@ impl EventStream {
             while inner.events.len() > inner.capacity
                 || (inner.bytes > inner.max_bytes && inner.events.len() > 1)
             {
-                if let Some(old) = inner.events.pop_front() {
+                let victim = if inner.keep_finals {
+                    match inner.events.iter().position(|e| !e.is_final) {
+                        Some(index) => index,
+                        None => break,
+                    }
+                } else {
+                    0
+                };
+                if let Some(old) = inner.events.remove(victim) {
                     inner.bytes -= old.data.len();
                 }
             }
@@ -265,7 +284,9 @@ impl EventStream {
             .front()
             .map(|e| e.seq)
             .unwrap_or(inner.next_seq);
-        let gap = after + 1 < first_kept;
+        // A stream keeping responses drops only notifications and server requests: a consumer
+        // that missed some still gets every response, so it goes on rather than ending.
+        let gap = !inner.keep_finals && after + 1 < first_kept;
         let events: Vec<Event> = inner
             .events
             .iter()
@@ -434,6 +455,27 @@ mod tests {
         assert_eq!(stream.resumable_from(3), 3);
         assert_eq!(stream.resumable_from(99), 4, "not past the newest");
         assert!(!stream.after(stream.resumable_from(0)).gap);
+    }
+
+    #[test]
+    fn a_stream_keeping_responses_drops_only_other_messages() {
+        let stream = EventStream::bounded(1, 3, 10, 3).keeping_responses();
+        stream.push(Bytes::from_static(b"answer-1"), true);
+        for _ in 0..5 {
+            stream.push(Bytes::from_static(b"progress"), false);
+        }
+        stream.push(Bytes::from_static(b"answer-2"), true);
+        stream.push(Bytes::from_static(b"answer-3"), true);
+        let kept = stream.after(0);
+        let data: Vec<&[u8]> = kept.events.iter().map(|e| &e.data[..]).collect();
+        assert_eq!(data, vec![&b"answer-1"[..], b"answer-2", b"answer-3"]);
+        assert!(kept.done);
+        assert!(!kept.gap, "the first answer is still there");
+        let stream = EventStream::bounded(2, 2, usize::MAX, 1).keeping_responses();
+        for _ in 0..4 {
+            stream.push(Bytes::from_static(b"progress"), false);
+        }
+        assert!(!stream.after(0).gap, "dropped notifications end nothing");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The edge room: routes, layers, status codes, headers and SSE framing on the wire.
 //! It knows HTTP, not child processes: it hands parsed messages to the core.
 
+mod accept;
 pub mod auth;
 pub mod client_ip;
 mod discovery;
@@ -57,6 +58,17 @@ pub struct AppState {
     pub proxies: TrustedProxies,
     /// The OAuth authorization server (issue 7); None unless OAUTH_ENCRYPTION_KEY is set.
     pub oauth: Option<Arc<crate::oauth::OAuth>>,
+    /// POST bodies being read and parsed (MAX_CONCURRENT_BODIES).
+    pub bodies: tokio::sync::Semaphore,
+}
+
+/// The permits of [`AppState::bodies`].
+pub fn body_permits(config: &Config) -> tokio::sync::Semaphore {
+    tokio::sync::Semaphore::new(
+        config
+            .max_concurrent_bodies
+            .min(tokio::sync::Semaphore::MAX_PERMITS),
+    )
 }
 
 impl AppState {

@@ -7,8 +7,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::{json, Map, Value};
 
+use super::accept::{self, Wants};
 use super::auth::Caller;
 use super::headers::{self, PROTOCOL_VERSION, SESSION_ID};
 use super::reply::{Fault, Reject};
@@ -32,9 +34,19 @@ pub async fn handle(
     body: Body,
 ) -> Response {
     let rid = request_id.0.clone();
+    let Some(wants) = accept::negotiate(&request_headers) else {
+        return Reject::client(
+            StatusCode::NOT_ACCEPTABLE,
+            jsonrpc::TRANSPORT_ERROR,
+            "Not Acceptable: Accept excludes both application/json and text/event-stream, the only types this endpoint answers with",
+        )
+        .request_id(&rid)
+        .into_response();
+    };
     let context = Context {
         caller,
         request_id: rid.clone(),
+        wants,
     };
     match handle_inner(&state, &context, &request_headers, body).await {
         Ok(response) => response,
@@ -42,10 +54,11 @@ pub async fn handle(
     }
 }
 
-/// Who asks, and the request id to name in audit events.
+/// Who asks, the request id to name in audit events, and what the answer may be.
 struct Context {
     caller: Caller,
     request_id: String,
+    wants: Wants,
 }
 
 async fn handle_inner(
@@ -54,15 +67,6 @@ async fn handle_inner(
     request_headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    if !(headers::accepts(request_headers, "application/json")
-        && headers::accepts(request_headers, "text/event-stream"))
-    {
-        return Err(Reject::client(
-            StatusCode::NOT_ACCEPTABLE,
-            jsonrpc::TRANSPORT_ERROR,
-            "Not Acceptable: Accept must list both application/json and text/event-stream",
-        ));
-    }
     if !headers::is_json(request_headers) {
         return Err(Reject::client(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -70,27 +74,112 @@ async fn handle_inner(
             "Unsupported Media Type: Content-Type must be application/json",
         ));
     }
-    let limit = state.config.max_body_bytes;
-    let bytes = to_bytes(body, limit).await.map_err(|_| {
-        Reject::client(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            jsonrpc::TRANSPORT_ERROR,
-            format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
-        )
-    })?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+    let parsed = {
+        // Held while the body is read and parsed: concurrent large bodies cannot take the memory.
+        let _permit = state.bodies.try_acquire().map_err(|_| {
+            Reject::at_capacity(
+                "too many request bodies are being read at once (MAX_CONCURRENT_BODIES)",
+            )
+        })?;
+        let limit = state.config.max_body_bytes;
+        let bytes = to_bytes(body, limit).await.map_err(|_| {
+            Reject::client(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                jsonrpc::TRANSPORT_ERROR,
+                format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
+            )
+        })?;
+        parse_body(&bytes, state.config.max_batch_members)?
+    };
+    match parsed {
+        Parsed::Single(message) => single(state, request_headers, context, message).await,
+        Parsed::Batch(items) => batch(state, request_headers, context, items).await,
+    }
+}
+
+/// A POST body: one message object, or the members of a batch.
+enum Parsed {
+    Single(Map<String, Value>),
+    Batch(Vec<Value>),
+}
+
+/// Parses a body; a batch is refused as soon as it has more than `max_members` members, before
+/// the rest is parsed, so a body of 90,000 tiny members costs no more than one of 256.
+fn parse_body(bytes: &[u8], max_members: usize) -> Result<Parsed> {
+    let parse_error = || {
         Reject::client(
             StatusCode::BAD_REQUEST,
             jsonrpc::PARSE_ERROR,
             "Parse error: the body is not valid JSON",
         )
-    })?;
-    match value {
-        Value::Object(message) => single(state, request_headers, context, message).await,
-        Value::Array(items) => batch(state, request_headers, context, items).await,
-        _ => Err(invalid_request(
-            "Invalid Request: the body must be a JSON-RPC message object",
-        )),
+    };
+    let is_batch = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'[');
+    if !is_batch {
+        return match serde_json::from_slice::<Value>(bytes).map_err(|_| parse_error())? {
+            Value::Object(message) => Ok(Parsed::Single(message)),
+            _ => Err(invalid_request(
+                "Invalid Request: the body must be a JSON-RPC message object",
+            )),
+        };
+    }
+    let over = std::cell::Cell::new(false);
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let items = BoundedBatch {
+        max: max_members,
+        over: &over,
+    }
+    .deserialize(&mut deserializer);
+    if over.get() {
+        return Err(Reject::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            jsonrpc::INVALID_REQUEST,
+            format!(
+                "Content Too Large: a batch may have at most MAX_BATCH_MEMBERS ({max_members}) members; send the rest in further batches"
+            ),
+        ));
+    }
+    let items = items.map_err(|_| parse_error())?;
+    deserializer.end().map_err(|_| parse_error())?;
+    Ok(Parsed::Batch(items))
+}
+
+/// Collects a JSON array's members, stopping with an error after `max` of them.
+struct BoundedBatch<'a> {
+    max: usize,
+    over: &'a std::cell::Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for BoundedBatch<'_> {
+    type Value = Vec<Value>;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<Vec<Value>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BoundedBatch<'_> {
+    type Value = Vec<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of JSON-RPC messages")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<Value>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max));
+        while let Some(item) = seq.next_element::<Value>()? {
+            if items.len() == self.max {
+                self.over.set(true);
+                return Err(serde::de::Error::custom("too many batch members"));
+            }
+            items.push(item);
+        }
+        Ok(items)
     }
 }
 
@@ -113,13 +202,27 @@ async fn single(
     let kind = classify(&message)?;
     if let Kind::Request { method, id } = &kind {
         if method == "initialize" {
+            // An id naming one of the caller's live sessions: that session is initialized. Any
+            // other id (stale, invented, like the seed's `test-session-123`, or another user's)
+            // is ignored and a new session with a fresh id starts; another user's session is
+            // never adopted nor touched, and naming it is audited as a hijack attempt.
             if let Some(session_id) = headers::text(request_headers, SESSION_ID) {
-                return Err(match state.store.get(session_id, identity).await {
+                match state.store.get(session_id, identity).await {
                     Lookup::Found(_) => {
-                        invalid_request("Invalid Request: this session is already initialized")
+                        return Err(invalid_request(
+                            "Invalid Request: this session is already initialized",
+                        ))
                     }
-                    Lookup::NotFound { .. } => Reject::session_not_found(),
-                });
+                    Lookup::NotFound { foreign } => {
+                        if foreign {
+                            audit_hijack(state, context, session_id);
+                        }
+                        tracing::debug!(
+                            named = %short(session_id),
+                            "initialize named no live session of the caller; starting a new one"
+                        );
+                    }
+                }
             }
             return initialize(state, context, message, id.clone()).await;
         }
@@ -127,7 +230,9 @@ async fn single(
     let session = find_session(state, request_headers, context).await?;
     check_protocol_header(request_headers)?;
     match kind {
-        Kind::Request { id, method } => call(state, &session, message, id, &method).await,
+        Kind::Request { id, method } => {
+            call(state, &session, context.wants, message, id, &method).await
+        }
         Kind::Notification { method } => {
             if session
                 .router
@@ -150,6 +255,18 @@ async fn single(
             Ok(accepted())
         }
     }
+}
+
+/// Another identity's session id was presented (SESSION_HIJACK_REJECTED, as for GET and DELETE).
+fn audit_hijack(state: &AppState, context: &Context, session_id: &str) {
+    state.audit.emit(
+        Event::new(EventType::SessionHijackRejected)
+            .ip(context.caller.ip)
+            .identity(&context.caller.identity.subject)
+            .token_hash(context.caller.identity.token_hash.as_deref())
+            .session(short(session_id))
+            .request_id(&context.request_id),
+    );
 }
 
 fn accepted() -> Response {
@@ -295,17 +412,22 @@ async fn initialize(
                 InitAnswer {
                     version: Some(version),
                     events: vec![jsonrpc::to_bytes(&body)],
-                    sse: false,
                 },
             )
         }
     };
-    let Some(version) = answer.version.clone() else {
+    let InitAnswer {
+        version,
+        mut events,
+    } = answer;
+    // The response is the last event (the stream ends with it).
+    let response_body = events.pop().unwrap_or_default();
+    let Some(version) = version else {
         // The child refused initialize: pass its error on, create nothing.
         if session.owns_child {
             session.router.child().terminate().await;
         }
-        return Ok(json_response(answer.events.concat().into(), None));
+        return Ok(json_response(response_body, None));
     };
     session.set_version(version);
     state.store.insert(session.clone(), reservation);
@@ -319,22 +441,36 @@ async fn initialize(
             .request_id(&context.request_id)
             .detail("protocolVersion", session.version()),
     );
-    if answer.sse {
-        let mut response = sse_from_events(&session, answer.events, state.config.keepalive());
+    let sse = match context.wants {
+        Wants::Both => !events.is_empty(),
+        Wants::Json => false,
+        Wants::Sse => true,
+    };
+    if sse {
+        events.push(response_body);
+        let mut response = sse_from_events(&session, events, state.config.keepalive());
         set_session_header(&mut response, &session_id);
         return Ok(response);
     }
-    Ok(json_response(
-        answer.events.concat().into(),
-        Some(&session_id),
-    ))
+    // A JSON-only client: what the child said before its response waits for the GET stream.
+    relay_to_standalone(&session, events);
+    Ok(json_response(response_body, Some(&session_id)))
+}
+
+/// Messages a JSON-only client cannot take on its POST answer (progress, log messages, requests
+/// of the server) go to the session's GET stream, kept there (SSE_PENDING_EVENTS) until one is
+/// open, as the transport allows for messages from the server outside a request's stream.
+fn relay_to_standalone(session: &Session, events: Vec<bytes::Bytes>) {
+    for data in events {
+        session.channel.standalone.push(data, false);
+    }
 }
 
 struct InitAnswer {
     /// The negotiated version; None when initialize failed.
     version: Option<String>,
+    /// Everything the child said, its response last.
     events: Vec<bytes::Bytes>,
-    sse: bool,
 }
 
 pub(crate) fn spawn_reject(failure: crate::core::spawner::SpawnFailure) -> Reject {
@@ -405,11 +541,9 @@ async fn forward_initialize(
             .unwrap_or(protocol::DEFAULT)
             .to_string()
     });
-    let sse = events.len() > 1;
     Ok(InitAnswer {
         version,
         events: events.into_iter().map(|e| e.data).collect(),
-        sse,
     })
 }
 
@@ -473,17 +607,24 @@ fn shared_scope_local_answer(method: &str, id: &Value) -> Option<Value> {
     }
 }
 
-/// Forwards one request and answers with JSON (only the response came) or SSE (anything first).
+/// Forwards one request and answers with JSON (only the response came) or SSE (anything first),
+/// as the client's `Accept` allows.
 async fn call(
     state: &Arc<AppState>,
     session: &Arc<Session>,
+    wants: Wants,
     message: Map<String, Value>,
     id: Value,
     method: &str,
 ) -> Result<Response> {
     if !session.owns_child {
         if let Some(answer) = shared_scope_local_answer(method, &id) {
-            return Ok(json_response(jsonrpc::to_bytes(&answer), None));
+            return Ok(answer_now(
+                state,
+                session,
+                wants,
+                jsonrpc::to_bytes(&answer),
+            ));
         }
     }
     let guard = session
@@ -508,10 +649,32 @@ async fn call(
         stream.clone(),
         vec![upstream_id],
     );
-    respond(state, session, stream, Box::new(guard), timer).await
+    respond(state, session, wants, stream, Box::new(guard), timer).await
+}
+
+/// A response the gateway has in hand, as JSON or as a one-event SSE stream.
+fn answer_now(
+    state: &Arc<AppState>,
+    session: &Arc<Session>,
+    wants: Wants,
+    body: bytes::Bytes,
+) -> Response {
+    match wants {
+        Wants::Sse => sse_from_events(session, vec![body], state.config.keepalive()),
+        Wants::Both | Wants::Json => json_response(body, None),
+    }
 }
 
 /// A 2025-03-26 batch: every request forwarded, the answers as one JSON array or one SSE stream.
+///
+/// Every member gets the rules it would get alone: invalid members and `initialize` are answered
+/// with an error inside the batch's answer, and in shared scope the methods a shared child cannot
+/// serve per session are answered by the gateway without reaching the child. Every request that
+/// goes to the child counts against MAX_INFLIGHT_PER_SESSION until the batch is answered; a batch
+/// whose requests do not all fit is refused whole (503, Retry-After: nothing was sent, the client
+/// retries it as it is), and one that could never fit is refused as too large (413). A partial
+/// batch is never forwarded: JSON-RPC gives a client no way to tell "not run, retry" from the
+/// method's own errors inside a batch answer.
 async fn batch(
     state: &Arc<AppState>,
     request_headers: &HeaderMap,
@@ -560,29 +723,50 @@ async fn batch(
         // Nothing in the batch was a message: the whole POST is refused, member by member.
         return Ok(json_array(StatusCode::BAD_REQUEST, &refused));
     }
+    // Answers in hand: refusals, then what the gateway answers itself in shared scope.
+    let mut answered = refused;
+    if !session.owns_child {
+        messages.retain(|(kind, _)| match kind {
+            Kind::Request { method, id } => match shared_scope_local_answer(method, id) {
+                Some(answer) => {
+                    answered.push(jsonrpc::to_bytes(&answer));
+                    false
+                }
+                None => true,
+            },
+            _ => true,
+        });
+    }
     let requests = messages
         .iter()
         .filter(|(kind, _)| matches!(kind, Kind::Request { .. }))
         .count();
+    let cap = state.config.max_inflight_per_session;
+    if requests > cap {
+        return Err(Reject::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            jsonrpc::INVALID_REQUEST,
+            format!(
+                "Content Too Large: this batch has {requests} requests for the MCP server; a session may have at most MAX_INFLIGHT_PER_SESSION ({cap}) in flight, so send fewer per batch"
+            ),
+        ));
+    }
     let guard = if requests > 0 {
-        Some(
-            session
-                .begin_call(state.config.max_inflight_per_session)
-                .ok_or_else(|| {
-                    Reject::at_capacity(
-                        "too many requests in flight on this session (MAX_INFLIGHT_PER_SESSION)",
-                    )
-                })?,
-        )
+        Some(session.begin_calls(cap, requests).ok_or_else(|| {
+            Reject::at_capacity(
+                "this batch's requests do not fit under MAX_INFLIGHT_PER_SESSION with those already in flight on this session; nothing was sent",
+            )
+        })?)
     } else {
         None
     };
+    // Sized to the batch: every answer is kept until it is delivered, whatever SSE_REPLAY_EVENTS.
     let stream = session
         .channel
-        .open_stream((requests + refused.len()).max(1));
+        .open_batch_stream((requests + answered.len()).max(1));
     if requests > 0 {
-        for refusal in &refused {
-            stream.push(refusal.clone(), true);
+        for answer in &answered {
+            stream.push(answer.clone(), true);
         }
     }
     let mut upstream_ids = Vec::new();
@@ -610,13 +794,21 @@ async fn batch(
         }
     }
     let Some(guard) = guard else {
-        if !refused.is_empty() {
-            return Ok(json_array(StatusCode::OK, &refused));
+        if !answered.is_empty() {
+            return Ok(json_array(StatusCode::OK, &answered));
         }
         return Ok(accepted());
     };
     let timer = CallTimer::arm(state, session.router.clone(), stream.clone(), upstream_ids);
-    respond_batch(state, &session, stream, Box::new(guard), timer).await
+    respond_batch(
+        state,
+        &session,
+        context.wants,
+        stream,
+        Box::new(guard),
+        timer,
+    )
+    .await
 }
 
 /// CALL_TIMEOUT_SECS for the calls of one POST: the client gets an error, the child a cancel.
@@ -661,6 +853,25 @@ impl CallTimer {
         }
         self.expire().await;
         wait_for_shape(&self.stream).await
+    }
+
+    /// For a JSON-only client: waits for every response, relaying anything else the child says
+    /// meanwhile to the session's GET stream; at the deadline the calls are abandoned (their
+    /// error responses end the stream) and the wait goes on.
+    async fn collect_responses(&mut self, session: &Session) -> Vec<bytes::Bytes> {
+        let mut collected = Collected::default();
+        let stream = self.stream.clone();
+        if tokio::time::timeout_at(
+            self.deadline,
+            collect_responses(&stream, session, &mut collected),
+        )
+        .await
+        .is_err()
+        {
+            self.expire().await;
+            collect_responses(&stream, session, &mut collected).await;
+        }
+        collected.responses
     }
 
     async fn expire(&mut self) {
@@ -741,6 +952,43 @@ async fn wait_for_shape(stream: &Arc<EventStream>) -> Shape {
     }
 }
 
+/// What a JSON-only answer has read of its stream so far.
+#[derive(Default)]
+struct Collected {
+    last: u64,
+    responses: Vec<bytes::Bytes>,
+}
+
+/// Reads the stream to its end: responses are kept, everything else goes to the GET stream.
+async fn collect_responses(
+    stream: &Arc<EventStream>,
+    session: &Session,
+    collected: &mut Collected,
+) {
+    let mut changed = stream.subscribe();
+    loop {
+        let pending = stream.after(collected.last);
+        if pending.gap {
+            tracing::warn!(
+                session = %short(&session.id),
+                stream = stream.id(),
+                "more messages arrived at once than the answer's buffer keeps; some were lost"
+            );
+        }
+        for event in pending.events {
+            collected.last = event.seq;
+            if event.is_final {
+                collected.responses.push(event.data);
+            } else {
+                session.channel.standalone.push(event.data, false);
+            }
+        }
+        if pending.done || changed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 enum Shape {
     Json(Vec<bytes::Bytes>),
     Sse,
@@ -751,19 +999,37 @@ enum Shape {
 async fn respond(
     state: &Arc<AppState>,
     session: &Arc<Session>,
+    wants: Wants,
     stream: Arc<EventStream>,
     guard: Box<dyn Send + Sync>,
     mut timer: CallTimer,
 ) -> Result<Response> {
-    match timer.wait_for_shape().await {
-        Shape::Json(mut bodies) if bodies.len() == 1 => {
+    match wants {
+        Wants::Json => {
+            let mut responses = timer.collect_responses(session).await;
             timer.disarm();
-            Ok(json_response(bodies.remove(0), None))
+            drop(guard);
+            // Cancelled by the client (notifications/cancelled): no response is due, and none
+            // is made up.
+            Ok(match responses.pop() {
+                Some(body) => json_response(body, None),
+                None => accepted(),
+            })
         }
-        _ => {
+        Wants::Sse => {
             timer.hand_off();
             Ok(stream_response(state, session, stream, guard))
         }
+        Wants::Both => match timer.wait_for_shape().await {
+            Shape::Json(mut bodies) if bodies.len() == 1 => {
+                timer.disarm();
+                Ok(json_response(bodies.remove(0), None))
+            }
+            _ => {
+                timer.hand_off();
+                Ok(stream_response(state, session, stream, guard))
+            }
+        },
     }
 }
 
@@ -802,19 +1068,36 @@ fn json_array(status: StatusCode, bodies: &[bytes::Bytes]) -> Response {
 async fn respond_batch(
     state: &Arc<AppState>,
     session: &Arc<Session>,
+    wants: Wants,
     stream: Arc<EventStream>,
     guard: Box<dyn Send + Sync>,
     mut timer: CallTimer,
 ) -> Result<Response> {
-    match timer.wait_for_shape().await {
-        Shape::Json(bodies) => {
+    match wants {
+        Wants::Json => {
+            let responses = timer.collect_responses(session).await;
             timer.disarm();
-            Ok(json_array(StatusCode::OK, &bodies))
+            drop(guard);
+            Ok(if responses.is_empty() {
+                accepted()
+            } else {
+                json_array(StatusCode::OK, &responses)
+            })
         }
-        _ => {
+        Wants::Sse => {
             timer.hand_off();
             Ok(stream_response(state, session, stream, guard))
         }
+        Wants::Both => match timer.wait_for_shape().await {
+            Shape::Json(bodies) => {
+                timer.disarm();
+                Ok(json_array(StatusCode::OK, &bodies))
+            }
+            _ => {
+                timer.hand_off();
+                Ok(stream_response(state, session, stream, guard))
+            }
+        },
     }
 }
 
