@@ -12,6 +12,7 @@
 //! - [`report`]: results rendered as human text, JUnit XML and JSON;
 //! - [`baseline`]: the strict expected-failures list;
 //! - [`discovery`]: normalized snapshots of the OAuth discovery documents and the 401 challenge;
+//! - [`fuzz`]: `fuzz`, a seeded, rate-bounded wire fuzzer that checks every answer's invariants;
 //! - [`load`]: `load`, a bounded and checked throughput/latency run against one endpoint;
 //! - [`conformance`]: the official MCP conformance suite through a loopback proxy that adds the token.
 //!
@@ -22,6 +23,7 @@ pub mod baseline;
 pub mod client;
 pub mod conformance;
 pub mod discovery;
+pub mod fuzz;
 pub mod interp;
 pub mod load;
 pub mod matcher;

@@ -19,9 +19,9 @@
 pub mod cimd;
 pub mod crypto;
 mod error;
-mod handlers;
+pub(crate) mod handlers;
 pub mod metadata;
-mod page;
+pub(crate) mod page;
 pub mod store;
 
 use std::collections::HashSet;
