@@ -33,9 +33,11 @@ impl OriginPolicy {
             Some(v6) => v6.split(']').next().unwrap_or(""),
             None => host_port.split(':').next().unwrap_or(""),
         };
+        // An address that parses, not a name that looks like one (`127.evil.example.com`).
         host == "localhost"
-            || host == "::1"
-            || host.starts_with("127.") && host.split('.').count() == 4
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 }
 
@@ -64,6 +66,10 @@ mod tests {
             "http://localhost.evil.com",
             "http://127.0.0.1.evil.com",
             "https://claude.ai.evil.com",
+            // Found by fuzz/origin: domains that merely start like a loopback address.
+            "http://127.evil.example.com",
+            "http://127.0.0.evil",
+            "http://127.1.2.com:80",
         ] {
             assert!(!policy.allows(bad), "{bad}");
         }
