@@ -12,7 +12,7 @@ fn host_of(origin: &str) -> &str {
     let rest = origin.split_once("://").map_or("", |(_, rest)| rest);
     match rest.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => rest.rsplit_once(':').map_or(rest, |(host, _)| host),
+        None => rest.split(':').next().unwrap_or(""),
     }
 }
 

@@ -54,7 +54,12 @@ impl Cidr {
                 };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+            // An IPv6 network (mapped addresses included) compares IPv4 clients in mapped form.
+            (IpAddr::V6(net), ip) => {
+                let ip = match ip {
+                    IpAddr::V6(v6) => v6,
+                    IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                };
                 let mask = if self.prefix == 0 {
                     0
                 } else {
@@ -153,6 +158,12 @@ mod tests {
         let cidr = Cidr::parse("::ffff:10.1.2.3").unwrap();
         assert!(cidr.contains("::ffff:10.1.2.3".parse().unwrap()));
         assert!(cidr.contains("10.1.2.3".parse().unwrap()));
+        let wide = Cidr::parse("::ffff:10.1.2.3/64").unwrap();
+        assert!(wide.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(wide.contains("10.9.9.9".parse().unwrap()));
+        assert!(!Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("10.9.9.9".parse().unwrap()));
         let net = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
         assert!(net.contains("10.200.0.1".parse().unwrap()));
         assert!(!net.contains("11.0.0.1".parse().unwrap()));
