@@ -13,7 +13,11 @@ const MEDIA: [&str; 2] = ["application/json", "text/event-stream"];
 fn reference(values: &[&str], media: &str) -> bool {
     values.iter().any(|v| {
         v.split(',').any(|item| {
-            let ty = item.split(';').next().unwrap_or("").trim_matches(|c| c == ' ' || c == '\t');
+            let ty = item
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim_matches(|c| c == ' ' || c == '\t');
             ty.to_ascii_lowercase() == media
         })
     })
@@ -40,9 +44,15 @@ fuzz_target!(|data: &[u8]| {
         // Appending `*/*` or another type never takes an acceptance away, and wildcards alone
         // never give one.
         let mut more = headers.clone();
-        more.append(ACCEPT, HeaderValue::from_static("*/*, application/*, text/*"));
+        more.append(
+            ACCEPT,
+            HeaderValue::from_static("*/*, application/*, text/*"),
+        );
         assert_eq!(accepts(&more, media), got);
-        more.append(ACCEPT, HeaderValue::from_str(&media.to_ascii_uppercase()).unwrap());
+        more.append(
+            ACCEPT,
+            HeaderValue::from_str(&media.to_ascii_uppercase()).unwrap(),
+        );
         assert!(accepts(&more, media), "an upper-case listing counts");
     }
     // Content-Type: the first part alone, parameters ignored.
@@ -51,7 +61,11 @@ fuzz_target!(|data: &[u8]| {
         let text = value.to_str().ok().map(str::to_string);
         headers.insert(CONTENT_TYPE, value);
         let want = text.is_some_and(|t| {
-            t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json")
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
         });
         assert_eq!(is_json(&headers), want);
     }

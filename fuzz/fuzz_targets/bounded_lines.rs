@@ -54,11 +54,14 @@ fuzz_target!(|data: &[u8]| {
     let (seed, input) = split_at_byte(&data[2..], 0);
     let want = model(input, max);
     let got = runtime().block_on(async {
-        let mut reader = BufReader::with_capacity(capacity, ChunkedReader::new(input, chunk_sizes(seed)));
+        let mut reader =
+            BufReader::with_capacity(capacity, ChunkedReader::new(input, chunk_sizes(seed)));
         let mut buf = Vec::new();
         let mut got = Vec::new();
         loop {
-            let read = read_bounded_line(&mut reader, &mut buf, max).await.expect("in-memory reads do not fail");
+            let read = read_bounded_line(&mut reader, &mut buf, max)
+                .await
+                .expect("in-memory reads do not fail");
             assert!(buf.len() <= max, "the buffer grew past the bound");
             match read {
                 LineRead::Line => got.push(Expect::Line(buf.clone())),

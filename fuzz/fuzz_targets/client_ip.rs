@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
         if let Some(cidr) = Cidr::parse(entry) {
             let addr = entry.trim().split('/').next().unwrap_or("");
             let ip: IpAddr = addr.parse().expect("a parsed CIDR's address parses");
-            assert!(cidr.contains(ip), "{entry} does not contain its own address");
+            assert!(
+                cidr.contains(ip),
+                "{entry} does not contain its own address"
+            );
         }
     }
     let proxies = TrustedProxies::parse(&entries);
@@ -49,7 +52,9 @@ fuzz_target!(|data: &[u8]| {
     let hops: Option<Vec<IpAddr>> = match HeaderValue::from_bytes(xff) {
         Ok(value) => {
             let hops = value.to_str().ok().and_then(|text| {
-                text.split(',').map(|h| h.trim().parse::<IpAddr>().ok().map(canonical)).collect()
+                text.split(',')
+                    .map(|h| h.trim().parse::<IpAddr>().ok().map(canonical))
+                    .collect()
             });
             headers.insert("x-forwarded-for", value);
             hops
@@ -57,9 +62,14 @@ fuzz_target!(|data: &[u8]| {
         Err(_) => Some(Vec::new()),
     };
     assert_eq!(proxies.client_ip(None, &headers), None);
-    let got = proxies.client_ip(Some(peer_addr), &headers).expect("a peer gives an address");
+    let got = proxies
+        .client_ip(Some(peer_addr), &headers)
+        .expect("a peer gives an address");
     let peer_c = canonical(peer_ip);
-    assert_eq!(proxies.peer_trusted(Some(peer_addr)), proxies.trusts(peer_c));
+    assert_eq!(
+        proxies.peer_trusted(Some(peer_addr)),
+        proxies.trusts(peer_c)
+    );
     if !proxies.trusts(peer_c) {
         assert_eq!(got, peer_c, "an untrusted peer's own address is the client");
         return;
@@ -68,7 +78,12 @@ fuzz_target!(|data: &[u8]| {
         // A garbled chain is not believed.
         None => assert_eq!(got, peer_c),
         Some(hops) => {
-            let want = hops.iter().rev().find(|ip| !proxies.trusts(**ip)).copied().unwrap_or(peer_c);
+            let want = hops
+                .iter()
+                .rev()
+                .find(|ip| !proxies.trusts(**ip))
+                .copied()
+                .unwrap_or(peer_c);
             assert_eq!(got, want);
             // Everything right of the answer is a trusted proxy.
             if let Some(pos) = hops.iter().rposition(|ip| *ip == got) {

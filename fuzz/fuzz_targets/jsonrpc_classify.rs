@@ -27,7 +27,10 @@ fn check(message: &Map<String, Value>) {
         Ok(Kind::Response { id }) => {
             assert!(version_ok);
             assert!(!message.contains_key("method"));
-            assert_ne!(message.contains_key("result"), message.contains_key("error"));
+            assert_ne!(
+                message.contains_key("result"),
+                message.contains_key("error")
+            );
             assert_eq!(message.get("id"), Some(&id));
             assert!(valid_id(&id) || (id.is_null() && message.contains_key("error")));
         }
@@ -47,7 +50,10 @@ fn check(message: &Map<String, Value>) {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<Value>(data) else {
-        assert!(probe_response(data).is_none(), "the probe read invalid JSON");
+        assert!(
+            probe_response(data).is_none(),
+            "the probe read invalid JSON"
+        );
         return;
     };
     let probe = probe_response(data);

@@ -28,7 +28,11 @@ fn pad(bytes: &[u8]) -> [u8; 8] {
 
 fuzz_target!(|data: &[u8]| {
     let (selector, line) = coda_mcp_fuzz::split_at_byte(data, 0xff);
-    let (selector, line) = if line.is_empty() { (&b""[..], selector) } else { (selector, line) };
+    let (selector, line) = if line.is_empty() {
+        (&b""[..], selector)
+    } else {
+        (selector, line)
+    };
     // `upstream::Lines` never yields a line holding a newline.
     if line.contains(&b'\n') {
         return;
@@ -37,16 +41,28 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let span = probe.id_span.clone();
-    assert_eq!(&line[span.clone()], probe.id.to_string().as_bytes(), "span is not the id");
+    assert_eq!(
+        &line[span.clone()],
+        probe.id.to_string().as_bytes(),
+        "span is not the id"
+    );
     let id = client_id(selector);
     let spliced = splice_id(line, span, &id);
-    assert!(!spliced.contains(&b'\n'), "a spliced line must stay one line");
-    let mut want: Map<String, Value> = serde_json::from_slice(line).expect("the probe read valid JSON");
+    assert!(
+        !spliced.contains(&b'\n'),
+        "a spliced line must stay one line"
+    );
+    let mut want: Map<String, Value> =
+        serde_json::from_slice(line).expect("the probe read valid JSON");
     let compact = map_to_bytes(&want)[..] == *line;
     want.insert("id".into(), id);
     let got: Map<String, Value> = serde_json::from_slice(&spliced).expect("spliced bytes are JSON");
     assert_eq!(got, want);
     if compact {
-        assert_eq!(spliced, map_to_bytes(&want), "compact line: bytes differ from re-serialization");
+        assert_eq!(
+            spliced,
+            map_to_bytes(&want),
+            "compact line: bytes differ from re-serialization"
+        );
     }
 });

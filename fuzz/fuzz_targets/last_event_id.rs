@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     let stream_id = u64_at(data, 0);
     let seq = u64_at(data, 8);
     let stream = EventStream::new(stream_id, 1, 0);
-    assert_eq!(parse_event_id(&stream.event_id(seq)), Some((stream_id, seq)));
+    assert_eq!(
+        parse_event_id(&stream.event_id(seq)),
+        Some((stream_id, seq))
+    );
     let primings = data.get(16).copied().unwrap_or(0) % 4 + 1;
     let mut seen = std::collections::HashSet::new();
     for _ in 0..primings {
@@ -39,6 +42,9 @@ fuzz_target!(|data: &[u8]| {
         let tail = tail.split_once('.').map_or(tail, |(s, _)| s);
         assert_eq!(tail.parse::<u64>().ok(), Some(seq));
         // The canonical form of what was read parses to the same place.
-        assert_eq!(parse_event_id(&format!("{stream}-{seq}")), Some((stream, seq)));
+        assert_eq!(
+            parse_event_id(&format!("{stream}-{seq}")),
+            Some((stream, seq))
+        );
     }
 });

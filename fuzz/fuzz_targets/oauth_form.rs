@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
     let parsed: Vec<(String, String)> = url::form_urlencoded::parse(data).into_owned().collect();
     match form_pairs(data) {
         Ok(map) => {
-            assert_eq!(map.len(), parsed.len(), "a pair was lost or a repeat let through");
+            assert_eq!(
+                map.len(),
+                parsed.len(),
+                "a pair was lost or a repeat let through"
+            );
             for (k, v) in &parsed {
                 assert_eq!(map.get(k), Some(v));
             }
@@ -31,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
             let mut names: Vec<&String> = parsed.iter().map(|(k, _)| k).collect();
             names.sort();
             names.dedup();
-            assert!(names.len() < parsed.len(), "refused a form without a repeated name");
+            assert!(
+                names.len() < parsed.len(),
+                "refused a form without a repeated name"
+            );
         }
     }
 
@@ -57,14 +64,25 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = redirect_host(text);
     if let Some(c) = canonical_resource(text) {
-        assert_eq!(canonical_resource(&c).as_ref(), Some(&c), "canonical resource not stable: {text:?}");
+        assert_eq!(
+            canonical_resource(&c).as_ref(),
+            Some(&c),
+            "canonical resource not stable: {text:?}"
+        );
     }
     let escaped = html_escape(text);
     assert!(!escaped.contains(['<', '>', '"', '\'']), "{escaped}");
     assert!(!escaped.chars().any(char::is_control));
-    assert!(escaped.split('&').skip(1).all(|s| ["amp;", "lt;", "gt;", "quot;", "#39;"].iter().any(|e| s.starts_with(e))));
+    assert!(escaped
+        .split('&')
+        .skip(1)
+        .all(|s| ["amp;", "lt;", "gt;", "quot;", "#39;"]
+            .iter()
+            .any(|e| s.starts_with(e))));
     if valid_pkce_text(text) {
         assert!((43..=128).contains(&text.len()));
-        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)));
+        assert!(text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)));
     }
 });

@@ -26,7 +26,11 @@ fn policy() -> &'static OriginPolicy {
     })
 }
 
-const CONFIGURED: [&str; 3] = ["https://gateway.example.com", "https://claude.ai", "http://app.test:8080"];
+const CONFIGURED: [&str; 3] = [
+    "https://gateway.example.com",
+    "https://claude.ai",
+    "http://app.test:8080",
+];
 
 fuzz_target!(|data: &[u8]| {
     let Ok(origin) = std::str::from_utf8(data) else {
@@ -34,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let canonical = parse_origin(origin);
     if let Some(c) = &canonical {
-        assert_eq!(parse_origin(c).as_ref(), Some(c), "canonical form is not stable");
+        assert_eq!(
+            parse_origin(c).as_ref(),
+            Some(c),
+            "canonical form is not stable"
+        );
         assert!(c.starts_with("http://") || c.starts_with("https://"));
     }
     let allowed = policy().allows(origin);
@@ -42,11 +50,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let c = canonical.expect("an allowed origin parses");
-    assert!(policy().allows(&c), "the canonical form of an allowed origin is refused");
+    assert!(
+        policy().allows(&c),
+        "the canonical form of an allowed origin is refused"
+    );
     if CONFIGURED.contains(&c.as_str()) {
         return;
     }
     let host = host_of(&c);
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    assert!(loopback, "{origin:?} allowed, but its host {host:?} is not loopback");
+    assert!(
+        loopback,
+        "{origin:?} allowed, but its host {host:?} is not loopback"
+    );
 });

@@ -18,16 +18,33 @@ fuzz_target!(|data: &[u8]| {
     let path = Path::new("/nonexistent-fuzz-dir/scenario.toml");
     let first = parse_scenario(text, path, "fuzz".into());
     let second = parse_scenario(text, path, "fuzz".into());
-    assert_eq!(format!("{first:?}"), format!("{second:?}"), "loading is not deterministic");
+    assert_eq!(
+        format!("{first:?}"),
+        format!("{second:?}"),
+        "loading is not deterministic"
+    );
     // Positions in an included file (an absolute include path) are that file's.
-    if let Err(ScenarioError::Invalid { path: at, line, col, message }) = &first {
+    if let Err(ScenarioError::Invalid {
+        path: at,
+        line,
+        col,
+        message,
+    }) = &first
+    {
         if at != path {
             return;
         }
         assert!(!message.is_empty());
         let lines: Vec<&str> = text.split('\n').collect();
-        assert!(*line >= 1 && *line <= lines.len(), "line {line} of {}", lines.len());
+        assert!(
+            *line >= 1 && *line <= lines.len(),
+            "line {line} of {}",
+            lines.len()
+        );
         let width = lines[*line - 1].chars().count();
-        assert!(*col >= 1 && *col <= width + 1, "col {col} of a {width}-char line");
+        assert!(
+            *col >= 1 && *col <= width + 1,
+            "col {col} of a {width}-char line"
+        );
     }
 });

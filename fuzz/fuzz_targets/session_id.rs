@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
     headers.insert("mcp-session-id", value);
     let text = header_text(&headers, "mcp-session-id").expect("the header is present");
     match std::str::from_utf8(data) {
-        Ok(exact) if data.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) => {
+        Ok(exact)
+            if data
+                .iter()
+                .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) =>
+        {
             assert_eq!(text, exact)
         }
         _ => assert_eq!(text, "\u{fffd}"),

@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let client_id = if i % 2 == 0 { Value::from(i as u64) } else { Value::from(format!("c-{i}\u{2028}\"")) };
+        let client_id = if i % 2 == 0 {
+            Value::from(i as u64)
+        } else {
+            Value::from(format!("c-{i}\u{2028}\""))
+        };
         if let Some(out) = response_for_client(line, &client_id) {
             events.push(out);
         }
@@ -54,13 +58,26 @@ fuzz_target!(|data: &[u8]| {
     }
     for (seq, sent) in events.iter().enumerate() {
         let Some(SseItem::Event(e)) = items.next() else {
-            panic!("event {} is missing; wire: {:?}", seq + 1, String::from_utf8_lossy(&wire));
+            panic!(
+                "event {} is missing; wire: {:?}",
+                seq + 1,
+                String::from_utf8_lossy(&wire)
+            );
         };
-        assert_eq!(e.id.as_deref(), Some(format!("{stream_id}-{}", seq + 1).as_str()));
+        assert_eq!(
+            e.id.as_deref(),
+            Some(format!("{stream_id}-{}", seq + 1).as_str())
+        );
         assert_eq!(e.event.as_deref(), Some("message"));
         let sent = std::str::from_utf8(sent).expect("JSON is UTF-8");
-        assert_eq!(e.data.as_deref(), Some(sent), "data read back differs; wire: {:?}", String::from_utf8_lossy(&wire));
-        let parsed: Value = serde_json::from_str(e.data.as_deref().unwrap_or("")).expect("data is JSON");
+        assert_eq!(
+            e.data.as_deref(),
+            Some(sent),
+            "data read back differs; wire: {:?}",
+            String::from_utf8_lossy(&wire)
+        );
+        let parsed: Value =
+            serde_json::from_str(e.data.as_deref().unwrap_or("")).expect("data is JSON");
         assert!(parsed.get("id").is_some());
     }
     let rest: Vec<_> = items.collect();

@@ -67,9 +67,7 @@ impl AsyncRead for ChunkedReader {
         let this = &mut *self;
         let want = this.sizes[this.turn % this.sizes.len()];
         this.turn += 1;
-        let n = want
-            .min(buf.remaining())
-            .min(this.data.len() - this.pos);
+        let n = want.min(buf.remaining()).min(this.data.len() - this.pos);
         buf.put_slice(&this.data[this.pos..this.pos + n]);
         this.pos += n;
         Poll::Ready(Ok(()))
