@@ -33,6 +33,14 @@ check-docs:
 bench:
     bash bench/run.sh
 
+# Every coverage-guided fuzz target in fuzz/ (cargo-fuzz, nightly) for SECS seconds each, from the committed seeds.
+fuzz secs="60":
+    bash fuzz/run.sh {{secs}}
+
+# mcp-harness fuzz against a local gateway (mock-coda + fake-mcp-server) for SECS seconds.
+fuzz-wire secs="60":
+    HARNESS_FUZZ_SECS={{secs}} cargo test -p fixtures --test harness_fuzz -- --nocapture
+
 # Everything CI runs.
 ci:
     bash .ci/run

@@ -770,7 +770,11 @@ pub fn parse_origin(text: &str) -> Option<String> {
     if !matches!(scheme, "http" | "https") || rest.is_empty() {
         return None;
     }
-    if rest.contains(['/', '?', '#', ' ', '@']) {
+    // No whitespace or control characters inside either: a host has none, and trimming them
+    // on a second pass would change the canonical form (found by fuzz/origin).
+    if rest.contains(['/', '?', '#', '@'])
+        || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return None;
     }
     Some(format!("{}://{}", scheme, rest.to_ascii_lowercase()))
@@ -1024,5 +1028,8 @@ mod tests {
         );
         assert_eq!(parse_origin("https://x.com/mcp"), None);
         assert_eq!(parse_origin("ftp://x.com"), None);
+        // Found by fuzz/origin: "http://a\t/" gave "http://a\t", which read again gave "http://a".
+        assert_eq!(parse_origin("http://a\t/"), None);
+        assert_eq!(parse_origin("http://a\u{85}b"), None);
     }
 }

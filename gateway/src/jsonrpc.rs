@@ -137,6 +137,11 @@ use serde::Deserialize as _;
 /// Reads a response line the gateway only needs to re-address (see [`RawResponse`]).
 /// The whole line is still checked to be valid JSON.
 pub fn probe_response(line: &[u8]) -> Option<RawResponse> {
+    // A bare CR is JSON whitespace but ends a line in SSE: such a line is re-serialized by
+    // the general path instead of being spliced as it is.
+    if line.contains(&b'\r') {
+        return None;
+    }
     let probe: ResponseProbe<'_> = serde_json::from_slice(line).ok()?;
     if probe.jsonrpc.as_deref() != Some("2.0") || probe.method || probe.result == probe.error {
         return None;
@@ -272,6 +277,9 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"result":{}"#,
             br#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#,
             br#"{"jsonrpc":"2.0","id":1,"result":{},"method":null}"#,
+            // Found by fuzz/sse_roundtrip: a bare CR is JSON whitespace but ends an SSE line,
+            // so a line holding one must be re-serialized, not spliced.
+            b"{\"jsonrpc\":\"2.0\",\r\"id\":1,\"result\":{}}",
         ] {
             assert_eq!(
                 probe_response(line),

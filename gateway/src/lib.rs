@@ -13,6 +13,8 @@ pub mod audit;
 pub mod config;
 pub mod core;
 pub mod edge;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod jsonrpc;
 pub mod metrics;

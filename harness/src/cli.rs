@@ -25,6 +25,8 @@ enum Command {
     List(ListArgs),
     /// Bounded, checked load: throughput and latency of tools/call on an http:// endpoint.
     Load(Box<harness::load::cli::LoadArgs>),
+    /// Fuzz a deployment on the wire: mutated requests, every answer checked (seeded, rate-bounded).
+    Fuzz(Box<harness::fuzz::cli::FuzzArgs>),
     /// The official MCP conformance suite through a loopback proxy that adds the bearer token.
     Conformance(Box<harness::conformance::cli::ConformanceArgs>),
 }
@@ -119,6 +121,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Discovery(args) => discover(args).await,
         Command::List(args) => list(args),
         Command::Load(args) => harness::load::cli::execute(*args).await,
+        Command::Fuzz(args) => harness::fuzz::cli::execute(*args).await,
         Command::Conformance(args) => harness::conformance::cli::execute(*args).await,
     }
 }

@@ -14,6 +14,7 @@
 //! - [`baseline`]: the strict expected-failures list;
 //! - [`eras`]: which protocol eras a target serves (`server/discover` and `initialize` probes);
 //! - [`discovery`]: normalized snapshots of the OAuth discovery documents and the 401 challenge;
+//! - [`fuzz`]: `fuzz`, a seeded, rate-bounded wire fuzzer that checks every answer's invariants;
 //! - [`load`]: `load`, a bounded and checked throughput/latency run against one endpoint;
 //! - [`conformance`]: the official MCP conformance suite through a loopback proxy that adds the token.
 //!
@@ -25,6 +26,7 @@ pub mod client;
 pub mod conformance;
 pub mod discovery;
 pub mod eras;
+pub mod fuzz;
 pub mod interp;
 pub mod load;
 pub mod matcher;

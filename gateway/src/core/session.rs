@@ -350,6 +350,28 @@ impl SessionStore {
 }
 
 /// The first 8 characters of a session id: enough to correlate logs, too few to hijack.
+/// Never splits a character (ids from headers are ASCII, but this takes any text).
 pub fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
+    let mut end = id.len().min(8);
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &id[..end]
+}
+
+#[cfg(test)]
+mod short_tests {
+    use super::short;
+
+    /// Found by fuzz/session_id: the short form never splits a character.
+    #[test]
+    fn short_ids_keep_whole_characters() {
+        assert_eq!(short("0123456789abcdef"), "01234567");
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(
+            short("\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"),
+            "\u{e9}\u{e9}\u{e9}\u{e9}"
+        );
+        assert_eq!(short("abcdefg\u{fffd}"), "abcdefg");
+    }
 }

@@ -23,7 +23,22 @@ impl Cidr {
         };
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);
-        (prefix <= max).then_some(Cidr {
+        if prefix > max {
+            return None;
+        }
+        // Addresses are compared in their IPv4 form when IPv4-mapped, so such a network is too.
+        match addr {
+            IpAddr::V6(v6) if prefix >= 96 => {
+                if let Some(v4) = v6.to_ipv4_mapped() {
+                    return Some(Cidr {
+                        network: IpAddr::V4(v4),
+                        prefix: prefix - 96,
+                    });
+                }
+            }
+            _ => {}
+        }
+        Some(Cidr {
             network: addr,
             prefix,
         })
@@ -39,7 +54,12 @@ impl Cidr {
                 };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+            // An IPv6 network (mapped addresses included) compares IPv4 clients in mapped form.
+            (IpAddr::V6(net), ip) => {
+                let ip = match ip {
+                    IpAddr::V6(v6) => v6,
+                    IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                };
                 let mask = if self.prefix == 0 {
                     0
                 } else {
@@ -129,6 +149,24 @@ mod tests {
         assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
         assert!(Cidr::parse("10.0.0.0/40").is_none());
         assert!(Cidr::parse("nonsense").is_none());
+    }
+
+    /// Found by fuzz/client_ip: an IPv4-mapped IPv6 entry must match its own address (clients
+    /// are compared in their IPv4 form, so the network must be too).
+    #[test]
+    fn mapped_ipv6_entries_match_their_address() {
+        let cidr = Cidr::parse("::ffff:10.1.2.3").unwrap();
+        assert!(cidr.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(cidr.contains("10.1.2.3".parse().unwrap()));
+        let wide = Cidr::parse("::ffff:10.1.2.3/64").unwrap();
+        assert!(wide.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(wide.contains("10.9.9.9".parse().unwrap()));
+        assert!(!Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("10.9.9.9".parse().unwrap()));
+        let net = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(net.contains("10.200.0.1".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
     }
 
     #[test]

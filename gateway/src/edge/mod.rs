@@ -6,7 +6,7 @@ pub mod auth;
 pub mod client_ip;
 mod discovery;
 mod get;
-mod headers;
+pub(crate) mod headers;
 mod health;
 pub mod origin;
 mod post;

@@ -36,6 +36,7 @@ impl OriginPolicy {
             Some(v6) => v6.split(']').next().unwrap_or(""),
             None => host_port.split(':').next().unwrap_or(""),
         };
+        // An address that parses, not a name that looks like one (`127.evil.example.com`).
         host == "localhost"
             || host
                 .parse::<std::net::IpAddr>()
@@ -75,6 +76,8 @@ mod tests {
             "http://127.0.0.1x:80",
             "http://[::2]:80",
             "https://claude.ai.evil.com",
+            // Found by fuzz/origin: domains that merely start like a loopback address.
+            "http://127.1.2.com:80",
         ] {
             assert!(!policy.allows(bad), "{bad}");
         }

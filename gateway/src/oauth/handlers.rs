@@ -74,7 +74,7 @@ fn store_failed(e: StoreError) -> OAuthError {
 }
 
 /// Key-value pairs of a query string or form body; a repeated parameter is an error (RFC 6749 §3.1).
-fn pairs(text: &[u8]) -> Result<std::collections::HashMap<String, String>, String> {
+pub(crate) fn pairs(text: &[u8]) -> Result<std::collections::HashMap<String, String>, String> {
     let mut map = std::collections::HashMap::new();
     for (key, value) in url::form_urlencoded::parse(text) {
         if map.insert(key.to_string(), value.to_string()).is_some() {

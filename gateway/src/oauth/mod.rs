@@ -21,10 +21,10 @@
 pub mod cimd;
 pub mod crypto;
 mod error;
-mod handlers;
+pub(crate) mod handlers;
 pub mod keyfile;
 pub mod metadata;
-mod page;
+pub(crate) mod page;
 pub mod store;
 
 use std::collections::HashSet;

@@ -2,6 +2,7 @@
 //! 127.0.0.1:0 (see `server.rs`); nothing leaves the loopback interface.
 
 mod cli;
+mod fuzz;
 mod library;
 mod modern;
 mod modern_run;
