@@ -243,3 +243,17 @@ fn ids_are_relative_to_the_enclosing_scenarios_folder() {
     assert_eq!(load_paths(std::slice::from_ref(&other)).unwrap()[0].id, "x");
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// Found by fuzz/scenario_toml: a bare CR made an error with an empty message.
+#[test]
+fn every_toml_error_says_something() {
+    for text in ["spec = [\"a\",\r\"b\"]\n", "a = 1\r", "\r"] {
+        match parse_scenario(text, Path::new("scenarios/x.toml"), "x".into()) {
+            Err(ScenarioError::Invalid { message, line, .. }) => {
+                assert!(!message.is_empty(), "{text:?}");
+                assert!(line >= 1);
+            }
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+}
