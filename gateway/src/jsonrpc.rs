@@ -137,9 +137,11 @@ use serde::Deserialize as _;
 /// Reads a response line the gateway only needs to re-address (see [`RawResponse`]).
 /// The whole line is still checked to be valid JSON.
 pub fn probe_response(line: &[u8]) -> Option<RawResponse> {
-    // A bare CR is JSON whitespace but ends a line in SSE: such a line is re-serialized by
-    // the general path instead of being spliced as it is.
-    if line.contains(&b'\r') {
+    // Lines the general path must re-serialize rather than splice as they are (found by the
+    // fuzz targets): a bare CR is JSON whitespace but ends an SSE line; and the members this
+    // probe skips are not checked for valid UTF-8 or lone surrogate escapes, which a parsed
+    // tree refuses.
+    if line.contains(&b'\r') || std::str::from_utf8(line).is_err() || surrogate_escape(line) {
         return None;
     }
     let probe: ResponseProbe<'_> = serde_json::from_slice(line).ok()?;
@@ -158,6 +160,17 @@ pub fn probe_response(line: &[u8]) -> Option<RawResponse> {
         id,
         id_span: start..end,
         is_error: probe.error,
+    })
+}
+
+/// Whether `line` may hold a `\uD800`-`\uDFFF` escape (an escaped backslash before `u`
+/// counts too: a false alarm only sends the line down the general path).
+fn surrogate_escape(line: &[u8]) -> bool {
+    line.windows(4).any(|w| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && matches!(w[2], b'd' | b'D')
+            && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
     })
 }
 
@@ -280,6 +293,11 @@ mod tests {
             // Found by fuzz/sse_roundtrip: a bare CR is JSON whitespace but ends an SSE line,
             // so a line holding one must be re-serialized, not spliced.
             b"{\"jsonrpc\":\"2.0\",\r\"id\":1,\"result\":{}}",
+            // Found by fuzz/jsonrpc_classify and fuzz/jsonrpc_splice: what a parsed tree
+            // refuses (invalid UTF-8, a lone surrogate) must not be spliced through.
+            b"{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"c\x8d\x8d\":1}}",
+            b"{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"a\":\"\xff\"}}",
+            br#"{"jsonrpc":"2.0","id":42,"result":{"a":"\ud800"}}"#,
         ] {
             assert_eq!(
                 probe_response(line),

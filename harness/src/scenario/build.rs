@@ -53,8 +53,19 @@ fn toml_error(path: &Path, text: &str, err: toml::de::Error) -> ScenarioError {
         path: path.to_path_buf(),
         line,
         col,
-        message: err.message().trim().to_string(),
+        message: match err.message().trim() {
+            // toml says nothing for some bytes (a bare CR, found by fuzz/scenario_toml).
+            "" if text.as_bytes().get(span_start(&err)) == Some(&b'\r') => {
+                "a carriage return must be followed by a newline".to_string()
+            }
+            "" => "invalid TOML here".to_string(),
+            message => message.to_string(),
+        },
     }
+}
+
+fn span_start(err: &toml::de::Error) -> usize {
+    err.span().map_or(0, |span| span.start)
 }
 
 /// Parses scenario text (the path is used for messages and includes).

@@ -244,6 +244,7 @@ fn ids_are_relative_to_the_enclosing_scenarios_folder() {
     std::fs::remove_dir_all(&base).unwrap();
 }
 
+<<<<<<< HEAD
 #[test]
 fn modern_helper_keys_and_base64_headers() {
     let s = parse(
@@ -318,4 +319,18 @@ fn modern_helper_errors_name_the_line() {
         err.contains("send.headers.A: a header value is a string"),
         "{err}"
     );
+=======
+/// Found by fuzz/scenario_toml: a bare CR made an error with an empty message.
+#[test]
+fn every_toml_error_says_something() {
+    for text in ["spec = [\"a\",\r\"b\"]\n", "a = 1\r", "\r"] {
+        match parse_scenario(text, Path::new("scenarios/x.toml"), "x".into()) {
+            Err(ScenarioError::Invalid { message, line, .. }) => {
+                assert!(!message.is_empty(), "{text:?}");
+                assert!(line >= 1);
+            }
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+>>>>>>> fuzz
 }
