@@ -244,7 +244,6 @@ fn ids_are_relative_to_the_enclosing_scenarios_folder() {
     std::fs::remove_dir_all(&base).unwrap();
 }
 
-<<<<<<< HEAD
 #[test]
 fn modern_helper_keys_and_base64_headers() {
     let s = parse(
@@ -319,7 +318,8 @@ fn modern_helper_errors_name_the_line() {
         err.contains("send.headers.A: a header value is a string"),
         "{err}"
     );
-=======
+}
+
 /// Found by fuzz/scenario_toml: a bare CR made an error with an empty message.
 #[test]
 fn every_toml_error_says_something() {
@@ -332,5 +332,4 @@ fn every_toml_error_says_something() {
             other => panic!("{text:?}: {other:?}"),
         }
     }
->>>>>>> fuzz
 }
