@@ -138,10 +138,9 @@ use serde::Deserialize as _;
 /// The whole line is still checked to be valid JSON.
 pub fn probe_response(line: &[u8]) -> Option<RawResponse> {
     // Lines the general path must re-serialize rather than splice as they are (found by the
-    // fuzz targets): a bare CR is JSON whitespace but ends an SSE line; and the members this
-    // probe skips are not checked for valid UTF-8 or lone surrogate escapes, which a parsed
-    // tree refuses.
-    if line.contains(&b'\r') || std::str::from_utf8(line).is_err() || surrogate_escape(line) {
+    // fuzz targets): a bare CR is JSON whitespace but ends an SSE line; and what a parsed tree
+    // refuses (see [`Valid`]) must not reach the client either.
+    if line.contains(&b'\r') || serde_json::from_slice::<Valid>(line).is_err() {
         return None;
     }
     let probe: ResponseProbe<'_> = serde_json::from_slice(line).ok()?;
@@ -163,15 +162,51 @@ pub fn probe_response(line: &[u8]) -> Option<RawResponse> {
     })
 }
 
-/// Whether `line` may hold a `\uD800`-`\uDFFF` escape (an escaped backslash before `u`
-/// counts too: a false alarm only sends the line down the general path).
-fn surrogate_escape(line: &[u8]) -> bool {
-    line.windows(4).any(|w| {
-        w[0] == b'\\'
-            && w[1] == b'u'
-            && matches!(w[2], b'd' | b'D')
-            && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
-    })
+/// Any JSON a `Value` accepts, checked without building one. Skipping members (`IgnoredAny`)
+/// is not enough: it lets through invalid UTF-8, lone surrogate escapes and numbers out of
+/// range inside strings and values it skips (found by the fuzz targets).
+struct Valid;
+
+impl<'de> serde::Deserialize<'de> for Valid {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Valid, D::Error> {
+        deserializer.deserialize_any(Valid)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Valid {
+    type Value = Valid;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_unit<E>(self) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Valid, A::Error> {
+        while seq.next_element::<Valid>()?.is_some() {}
+        Ok(Valid)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Valid, A::Error> {
+        while map.next_key::<Valid>()?.is_some() {
+            map.next_value::<Valid>()?;
+        }
+        Ok(Valid)
+    }
 }
 
 /// `line` with the bytes in `span` replaced by `id` serialized as JSON.
@@ -298,6 +333,7 @@ mod tests {
             b"{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"c\x8d\x8d\":1}}",
             b"{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"a\":\"\xff\"}}",
             br#"{"jsonrpc":"2.0","id":42,"result":{"a":"\ud800"}}"#,
+            br#"{"jsonrpc":"2.0","id":3,"error":{"code":1E111111,"message":"x"}}"#,
         ] {
             assert_eq!(
                 probe_response(line),

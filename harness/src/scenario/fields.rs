@@ -66,7 +66,11 @@ pub(super) fn parse_json_text(
         ScenarioError::Invalid {
             path: ctx.path.to_path_buf(),
             line: line + json_line,
-            col: if json_line == 0 { col } else { e.column() },
+            col: if json_line == 0 {
+                col
+            } else {
+                e.column().max(1)
+            },
             message: format!("{what} is not valid JSON: {e}"),
         }
     })

@@ -333,3 +333,20 @@ fn every_toml_error_says_something() {
         }
     }
 }
+
+/// Found by fuzz/scenario_toml: serde_json reports column 0 for an error at a line's start;
+/// positions are 1-based.
+#[test]
+fn json_errors_at_a_line_start_have_column_one() {
+    let text = MINIMAL.replace(
+        r#"send.json = '{"jsonrpc":"2.0","id":"${i}","method":"ping"}'"#,
+        "send.json = '''\n{\"a\": \"x\n\"}'''",
+    );
+    match parse_scenario(&text, Path::new("scenarios/x.toml"), "x".into()) {
+        Err(ScenarioError::Invalid { col, message, .. }) => {
+            assert!(message.contains("not valid JSON"), "{message}");
+            assert!(col >= 1, "col {col}: {message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
