@@ -217,7 +217,7 @@ fn expand_step(
     }
     let base = ctx.path.parent().unwrap_or(Path::new("."));
     let include_path = normalize(&base.join(include));
-    let text = std::fs::read_to_string(&include_path).map_err(|e| {
+    let text = super::read_bounded(&include_path).map_err(|e| {
         ctx.error(
             span.clone(),
             format!("cannot read include {}: {e}", include_path.display()),

@@ -49,8 +49,29 @@ pub enum ScenarioError {
     },
 }
 
+/// Largest scenario file or include fragment read: a path that names a device or a huge file
+/// (`include = "/dev/zero"`) gets an error instead of holding the loader forever.
+pub const MAX_SCENARIO_BYTES: u64 = 1024 * 1024;
+
+/// Reads a scenario file or fragment, at most [`MAX_SCENARIO_BYTES`].
+pub(crate) fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_SCENARIO_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_SCENARIO_BYTES} bytes"),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
 fn read(path: &Path) -> Result<String, ScenarioError> {
-    std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+    read_bounded(path).map_err(|source| ScenarioError::Io {
         path: path.to_path_buf(),
         source,
     })

@@ -350,3 +350,12 @@ fn json_errors_at_a_line_start_have_column_one() {
         other => panic!("{other:?}"),
     }
 }
+
+/// An include that names a device or a huge file is refused with a message instead of being read
+/// without end.
+#[test]
+fn an_include_of_an_endless_file_is_refused() {
+    let err = parse_err("[[step]]\ninclude = \"/dev/zero\"\n");
+    assert!(err.contains("cannot read include /dev/zero"), "{err}");
+    assert!(err.contains("larger than"), "{err}");
+}
