@@ -5,6 +5,7 @@ mod request;
 mod step;
 mod stream;
 mod transcript;
+
 pub(crate) use check::shorten;
 pub use check::Failure;
 
