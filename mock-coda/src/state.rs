@@ -23,7 +23,7 @@ pub struct MockState {
     pub(crate) faults: FaultSet,
     pub(crate) calls: CallLog,
     store: Mutex<Store>,
-    /// Kept so that `POST /_mock/reset` can restore the seed documents.
+    /// Kept so that `POST /_mock/reset` can restore the fixture's documents.
     fixture: Fixture,
 }
 
@@ -107,7 +107,7 @@ impl MockState {
         self.faults.list()
     }
 
-    /// Restores the seed documents and forgets mutations and exports.
+    /// Restores the fixture's documents and forgets mutations and exports.
     pub fn reset_data(&self) {
         *self.store() = Store::new(&self.fixture);
     }

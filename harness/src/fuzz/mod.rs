@@ -4,8 +4,8 @@
 //! checks every answer ([`check`]): no 5xx other than 502/503, every error a JSON-RPC error
 //! body whose id follows the rules, every answer within its bound, no answer crossing to
 //! another request or session, and, after each case, a clean session that still works. The
-//! run is reproducible from its seed; a failure is shrunk (headers, body members dropped while
-//! it persists) and reported with the seed and the smallest request that still fails.
+//! run is reproducible from its random seed (`--seed`); a failure is shrunk (headers, body members dropped while
+//! it persists) and reported with that seed and the smallest request that still fails.
 
 pub mod cli;
 
@@ -62,7 +62,7 @@ impl FuzzConfig {
 pub struct Finding {
     pub invariant: Invariant,
     pub detail: String,
-    /// The case number in the run (with the seed, where a replay finds it).
+    /// The case number in the run (with the run's `--seed`, where a replay finds it).
     pub case_no: u64,
     /// The smallest request found that still breaks the invariant.
     pub minimal: String,

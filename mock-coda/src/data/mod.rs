@@ -1,7 +1,7 @@
 //! The data API's state and shapes, independent of HTTP routing.
 //!
 //! - `model`: docs, pages, tables, columns, rows as stored.
-//! - `fixture`: loading and checking the seed documents.
+//! - `fixture`: loading and checking the documents the mock starts with.
 //! - `store`: the mutable state (docs, mutation IDs, exports).
 //! - `rows`: row filters, sorting and edits.
 //! - `pagination`: query parameters and page tokens.

@@ -57,7 +57,7 @@ async fn requests(State(state): State<AppState>) -> Json<Vec<RequestRecord>> {
     Json(state.requests())
 }
 
-/// Back to the seed documents, no faults, zero calls.
+/// Back to the fixture's documents, no faults, zero calls.
 async fn reset(State(state): State<AppState>) -> StatusCode {
     state.reset_data();
     state.clear_faults();
