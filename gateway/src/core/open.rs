@@ -264,3 +264,94 @@ async fn forward_initialize(
         events: events.into_iter().map(|e| e.data).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{json, Map, Value};
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::core::session::Limits;
+
+    fn store(max_sessions: usize) -> Arc<SessionStore> {
+        SessionStore::new(
+            Limits {
+                idle_ttl: Duration::from_secs(60),
+                max_lifetime: Duration::from_secs(600),
+                max_sessions,
+            },
+            Arc::new(|_, _| {}),
+        )
+    }
+
+    fn initialize() -> Map<String, Value> {
+        let Value::Object(message) = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": { "name": "t", "version": "0" } }
+        }) else {
+            unreachable!("a json! object literal")
+        };
+        message
+    }
+
+    async fn try_open(
+        command: &str,
+        store: &Arc<SessionStore>,
+        stopping: bool,
+    ) -> (Result<Opened, OpenError>, Spawner) {
+        let spawner = Spawner::new(&Config::with_command(command));
+        let audit = Audit::off();
+        let (_tx, stopping) = watch::channel(stopping);
+        let opening = Opening {
+            store,
+            spawner: &spawner,
+            audit: &audit,
+            stopping: &stopping,
+            scope: ChildScope::Session,
+            operator_credential: None,
+            max_sessions_per_identity: 4,
+            start_timeout: Duration::from_secs(5),
+        };
+        let result = open(&opening, &Identity::anonymous(), initialize(), json!(1)).await;
+        (result, spawner)
+    }
+
+    /// A draining gateway opens nothing, and the place it reserved is given back.
+    #[tokio::test]
+    async fn no_session_opens_while_draining_and_the_place_is_given_back() {
+        let store = store(1);
+        let (result, spawner) = try_open("fake-server-not-started", &store, true).await;
+        assert!(matches!(result, Err(OpenError::ShuttingDown)));
+        assert_eq!(spawner.children(), 0);
+        assert!(store.reserve().is_some(), "the reservation was released");
+    }
+
+    #[tokio::test]
+    async fn a_full_store_refuses_before_anything_starts() {
+        let store = store(0);
+        let (result, spawner) = try_open("fake-server-not-started", &store, false).await;
+        assert!(matches!(result, Err(OpenError::AtCapacity)));
+        assert_eq!(spawner.children(), 0);
+    }
+
+    /// A command that cannot start is the operator's fault (a spawn failure), not the client's;
+    /// nothing is counted or kept.
+    #[tokio::test]
+    async fn a_server_that_cannot_start_leaves_nothing_behind() {
+        let store = store(1);
+        let (result, spawner) =
+            try_open("/nonexistent/coda-mcp-server-binary", &store, false).await;
+        assert!(
+            matches!(result, Err(OpenError::Spawn(SpawnFailure::Start(_)))),
+            "{:?}",
+            result.err()
+        );
+        assert_eq!(spawner.children(), 0);
+        assert!(store.is_empty());
+        assert!(store.reserve().is_some(), "the reservation was released");
+    }
+}
