@@ -1,4 +1,4 @@
-//! The budget for finished request streams kept for `Last-Event-ID` (issue 11, item 5).
+//! The budget for finished request streams kept for `Last-Event-ID`.
 //!
 //! Each stream is bounded by itself (SSE_REPLAY_EVENTS, SSE_REPLAY_BYTES) and each session keeps
 //! at most 64 of them, but without a budget in bytes that multiplied to gigabytes per identity.

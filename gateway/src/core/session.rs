@@ -13,6 +13,8 @@ use super::channel::Channel;
 use super::router::Router;
 use crate::identity::Identity;
 
+pub use super::open::{open, OpenError, Opened, Opening};
+
 /// Why a session ended (for logs and audit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndReason {

@@ -192,7 +192,7 @@ impl Spawner {
     }
 }
 
-/// Variables every child gets (issue 11): the allow-list (PATH, HOME, LANG, LC_*, TZ) and
+/// Variables every child gets: the allow-list (PATH, HOME, LANG, LC_*, TZ) and
 /// CHILD_ENV_PASSTHROUGH from the gateway's environment `vars`, then CHILD_ENV on top. Nothing
 /// else is inherited: a child never sees OAUTH_ENCRYPTION_KEY, OAUTH_DB_PATH or any other
 /// secret the gateway was started with. The caller's token is added per child.

@@ -9,45 +9,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
 use super::auth::Caller;
-use super::headers::{self, LAST_EVENT_ID, SESSION_ID};
-use super::post::check_protocol_header;
+use super::headers::{self, LAST_EVENT_ID};
 use super::reply::Reject;
+use super::session::{check_protocol_header, lookup_session};
 use super::sse::{self, SseSpec};
 use super::{AppState, RequestId};
-use crate::audit::{Event, EventType};
 use crate::core::channel::STANDALONE;
-use crate::core::session::{short, EndReason, Lookup, Session};
+use crate::core::session::{short, EndReason};
 use crate::core::stream::parse_event_id;
 use crate::jsonrpc;
-
-/// The caller's session named by `Mcp-Session-Id`: 400 without one, 404 when unknown, expired,
-/// deleted or another identity's (which is audited as a hijack attempt).
-pub async fn lookup_session(
-    state: &Arc<AppState>,
-    request_headers: &HeaderMap,
-    caller: &Caller,
-    request_id: &str,
-) -> Result<Arc<Session>, Reject> {
-    let Some(session_id) = headers::text(request_headers, SESSION_ID) else {
-        return Err(Reject::session_required());
-    };
-    match state.store.get(session_id, &caller.identity).await {
-        Lookup::Found(session) => Ok(session),
-        Lookup::NotFound { foreign } => {
-            if foreign {
-                state.audit.emit(
-                    Event::new(EventType::SessionHijackRejected)
-                        .ip(caller.ip)
-                        .identity(&caller.identity.subject)
-                        .token_hash(caller.identity.token_hash.as_deref())
-                        .session(short(session_id))
-                        .request_id(request_id),
-                );
-            }
-            Err(Reject::session_not_found())
-        }
-    }
-}
 
 pub async fn stream(
     State(state): State<Arc<AppState>>,

@@ -8,11 +8,14 @@ mod discovery;
 mod get;
 pub(crate) mod headers;
 mod health;
+#[cfg(test)]
+mod no_process_tests;
 pub mod origin;
 mod post;
 pub mod reply;
 #[cfg(test)]
 mod sanitize_tests;
+mod session;
 pub mod sse;
 
 use std::sync::Arc;

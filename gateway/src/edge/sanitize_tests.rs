@@ -5,7 +5,7 @@ use axum::response::IntoResponse;
 use proptest::prelude::*;
 
 use super::auth::refusal_reject;
-use super::post::spawn_reject;
+use super::session::spawn_reject;
 use crate::core::spawner::SpawnFailure;
 use crate::identity::cache::Outcome;
 use crate::identity::coda::WhoamiError;

@@ -1,0 +1,167 @@
+//! `POST /mcp`: one JSON-RPC message (or a 2025-03-26 batch) in, JSON or SSE out.
+//!
+//! This file checks the request and dispatches by kind; `parse` reads the body, `initialize`
+//! opens a session (through the core), `call` and `batch` forward to the session's MCP server,
+//! `timer` bounds the wait for its answers and `answer` shapes them as JSON or SSE.
+
+mod answer;
+mod batch;
+mod call;
+mod initialize;
+mod parse;
+mod timer;
+
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde_json::{Map, Value};
+
+use super::accept::{self, Wants};
+use super::auth::Caller;
+use super::headers;
+use super::reply::Reject;
+use super::session::{check_protocol_header, child_gone, lookup_session};
+use super::{AppState, RequestId};
+use crate::core::session::{short, Session};
+use crate::jsonrpc::{self, Kind};
+
+type Result<T> = std::result::Result<T, Reject>;
+
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    Extension(request_id): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
+    request_headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let rid = request_id.0.clone();
+    let Some(wants) = accept::negotiate(&request_headers) else {
+        return Reject::client(
+            StatusCode::NOT_ACCEPTABLE,
+            jsonrpc::TRANSPORT_ERROR,
+            "Not Acceptable: Accept excludes both application/json and text/event-stream, the only types this endpoint answers with",
+        )
+        .request_id(&rid)
+        .into_response();
+    };
+    let context = Context {
+        caller,
+        request_id: rid.clone(),
+        wants,
+    };
+    match handle_inner(&state, &context, &request_headers, body).await {
+        Ok(response) => response,
+        Err(reject) => reject.request_id(&rid).into_response(),
+    }
+}
+
+/// Who asks, the request id to name in audit events, and what the answer may be.
+struct Context {
+    caller: Caller,
+    request_id: String,
+    wants: Wants,
+}
+
+async fn handle_inner(
+    state: &Arc<AppState>,
+    context: &Context,
+    request_headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    if !headers::is_json(request_headers) {
+        return Err(Reject::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            jsonrpc::TRANSPORT_ERROR,
+            "Unsupported Media Type: Content-Type must be application/json",
+        ));
+    }
+    let parsed = {
+        // Held while the body is read and parsed: concurrent large bodies cannot take the memory.
+        let _permit = state.bodies.try_acquire().map_err(|_| {
+            Reject::at_capacity(
+                "too many request bodies are being read at once (MAX_CONCURRENT_BODIES)",
+            )
+        })?;
+        let limit = state.config.max_body_bytes;
+        let bytes = to_bytes(body, limit).await.map_err(|_| {
+            Reject::client(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                jsonrpc::TRANSPORT_ERROR,
+                format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
+            )
+        })?;
+        parse::parse_body(&bytes, state.config.max_batch_members)?
+    };
+    match parsed {
+        parse::Parsed::Single(message) => single(state, request_headers, context, message).await,
+        parse::Parsed::Batch(items) => batch::batch(state, request_headers, context, items).await,
+    }
+}
+
+fn invalid_request(message: impl Into<String>) -> Reject {
+    Reject::client(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, message)
+}
+
+fn classify(message: &Map<String, Value>) -> Result<Kind> {
+    jsonrpc::classify(message)
+        .map_err(|invalid| invalid_request(format!("Invalid Request: {invalid}")))
+}
+
+async fn single(
+    state: &Arc<AppState>,
+    request_headers: &HeaderMap,
+    context: &Context,
+    message: Map<String, Value>,
+) -> Result<Response> {
+    let kind = classify(&message)?;
+    if let Kind::Request { method, id } = &kind {
+        if method == "initialize" {
+            return initialize::initialize(state, request_headers, context, message, id.clone())
+                .await;
+        }
+    }
+    let session = find_session(state, request_headers, context).await?;
+    check_protocol_header(request_headers)?;
+    match kind {
+        Kind::Request { id, method } => {
+            call::call(state, &session, context.wants, message, id, &method).await
+        }
+        Kind::Notification { method } => {
+            if session
+                .router
+                .notify(&session.channel, message, &method)
+                .await
+                .is_err()
+            {
+                return Err(child_gone());
+            }
+            Ok(accepted())
+        }
+        Kind::Response { id } => {
+            match session.router.answer(&session.channel, message, &id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(session = %short(&session.id), %id, "response to no pending server request; dropped")
+                }
+                Err(_) => return Err(child_gone()),
+            }
+            Ok(accepted())
+        }
+    }
+}
+
+fn accepted() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}
+
+async fn find_session(
+    state: &Arc<AppState>,
+    request_headers: &HeaderMap,
+    context: &Context,
+) -> Result<Arc<Session>> {
+    lookup_session(state, request_headers, &context.caller, &context.request_id).await
+}
