@@ -456,7 +456,7 @@ impl Config {
             ));
         }
         for proxy in &self.trusted_proxies {
-            crate::edge::client_ip::Cidr::parse(proxy)
+            crate::values::Cidr::parse(proxy)
                 .ok_or_else(|| bad("TRUSTED_PROXIES", format!("not an IP or CIDR: {proxy:?}")))?;
         }
         match self.auth_mode {
