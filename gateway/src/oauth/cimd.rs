@@ -342,7 +342,7 @@ mod tests {
         assert!(is_public("2606:4700::1111".parse().unwrap()));
     }
 
-    /// Issue 11 item 12: IPv6 prefixes that reach IPv4 or are not globally routable.
+    /// IPv6 prefixes that reach IPv4 or are not globally routable.
     #[test]
     fn ipv6_ranges_that_reach_private_space_are_not_public() {
         let refused = |text: &str| assert!(!is_public(text.parse().unwrap()), "{text}");
