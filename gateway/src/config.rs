@@ -616,8 +616,7 @@ impl Config {
 
     fn validate_oauth(&self) -> Result<(), ConfigError> {
         if let Some(key) = self.oauth_key() {
-            crate::oauth::crypto::parse_key(key.expose())
-                .map_err(|e| bad("OAUTH_ENCRYPTION_KEY", e))?;
+            crate::values::parse_key(key.expose()).map_err(|e| bad("OAUTH_ENCRYPTION_KEY", e))?;
             if self.auth_mode != AuthMode::Coda {
                 return Err(bad(
                     "OAUTH_ENCRYPTION_KEY",

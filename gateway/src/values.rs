@@ -1,7 +1,8 @@
 //! Value types the settings, the edge and OAuth share, kept out of any of them so none depends
 //! on another for them: IP networks and the trusted-proxy list (the client's address is the
 //! socket peer, or what a trusted proxy says in X-Forwarded-For), the per-address limiter key,
-//! and the shape a bearer token must have before anyone looks it up.
+//! the shape a bearer token must have before anyone looks it up, and the text form of the OAuth
+//! encryption key (OAUTH_ENCRYPTION_KEY).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -148,6 +149,26 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 /// whitespace. Anything else is refused before a store or Coda sees it.
 pub fn token_shaped(token: &str) -> bool {
     !token.is_empty() && token.len() <= MAX_TOKEN_LEN && !token.contains(char::is_whitespace)
+}
+
+/// Parses a 32-byte key written as 64 hex digits or as base64 (standard or URL-safe, padded or not).
+pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    use base64::Engine;
+    let bytes = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+        hex::decode(text).map_err(|_| "is not valid hex".to_string())?
+    } else {
+        let unpadded = text.trim_end_matches('=');
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(unpadded.replace('+', "-").replace('/', "_"))
+            .map_err(|_| "must be 32 bytes as 64 hex digits or base64".to_string())?
+    };
+    bytes.try_into().map_err(|v: Vec<u8>| {
+        format!(
+            "must be 32 bytes (64 hex digits or 44 base64 characters), got {} bytes",
+            v.len()
+        )
+    })
 }
 
 #[cfg(test)]
