@@ -52,19 +52,7 @@ async fn token_inner(state: &OAuthState, who: &Requester, request: Request) -> T
         .or(basic)
         .filter(|c| !c.is_empty())
         .ok_or_else(|| plain(OAuthError::invalid_request("client_id is required")))?;
-    let id = client_id.clone();
-    let client = oauth
-        .db(move |s| s.client(&id))
-        .await
-        .map_err(|e| plain(store_failed(e)))?;
-    if client.is_none() {
-        return Err(plain(OAuthError::invalid_client(
-            "unknown client_id; register the client first",
-        )));
-    }
-    let now = oauth.clock.now();
-    let id = client_id.clone();
-    let _ = oauth.db(move |s| s.touch_client(now, &id)).await;
+    known_client(&oauth, &client_id).await.map_err(plain)?;
     match params.get("grant_type").map(String::as_str) {
         Some("authorization_code") => exchange_code(state, &oauth, who, &client_id, &params).await,
         Some("refresh_token") => refresh(state, &oauth, who, &client_id, &params).await,
@@ -74,6 +62,24 @@ async fn token_inner(state: &OAuthState, who: &Requester, request: Request) -> T
             "grant_type must be authorization_code or refresh_token",
         ))),
     }
+}
+
+/// The client must be registered (public clients: its id is all it shows); it was used now.
+async fn known_client(oauth: &OAuth, client_id: &str) -> Result<(), OAuthError> {
+    let id = client_id.to_string();
+    let client = oauth
+        .db(move |s| s.client(&id))
+        .await
+        .map_err(store_failed)?;
+    if client.is_none() {
+        return Err(OAuthError::invalid_client(
+            "unknown client_id; register the client first",
+        ));
+    }
+    let now = oauth.clock.now();
+    let id = client_id.to_string();
+    let _ = oauth.db(move |s| s.touch_client(now, &id)).await;
+    Ok(())
 }
 
 fn new_tokens(oauth: &OAuth, now: i64) -> (String, String, Issue) {
