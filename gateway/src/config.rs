@@ -456,7 +456,7 @@ impl Config {
             ));
         }
         for proxy in &self.trusted_proxies {
-            crate::edge::client_ip::Cidr::parse(proxy)
+            crate::values::Cidr::parse(proxy)
                 .ok_or_else(|| bad("TRUSTED_PROXIES", format!("not an IP or CIDR: {proxy:?}")))?;
         }
         match self.auth_mode {
@@ -616,8 +616,7 @@ impl Config {
 
     fn validate_oauth(&self) -> Result<(), ConfigError> {
         if let Some(key) = self.oauth_key() {
-            crate::oauth::crypto::parse_key(key.expose())
-                .map_err(|e| bad("OAUTH_ENCRYPTION_KEY", e))?;
+            crate::values::parse_key(key.expose()).map_err(|e| bad("OAUTH_ENCRYPTION_KEY", e))?;
             if self.auth_mode != AuthMode::Coda {
                 return Err(bad(
                     "OAUTH_ENCRYPTION_KEY",

@@ -11,7 +11,6 @@ use serde_json::Value;
 pub use crate::config::{parse_origin, Config};
 pub use crate::core::session::short as short_session_id;
 pub use crate::core::stream::{parse_event_id, EventStream};
-pub use crate::edge::client_ip::{Cidr, TrustedProxies};
 pub use crate::edge::headers::{accepts, is_json, text as header_text};
 pub use crate::edge::origin::OriginPolicy;
 pub use crate::jsonrpc::{classify, map_to_bytes, probe_response, splice_id, Kind, RawResponse};
@@ -20,6 +19,7 @@ pub use crate::oauth::crypto::valid_pkce_text;
 pub use crate::oauth::handlers::canonical_resource;
 pub use crate::oauth::page::{escape as html_escape, redirect_host};
 pub use crate::upstream::{read_bounded_line, LineRead};
+pub use crate::values::{Cidr, TrustedProxies};
 
 /// The OAuth endpoints' form and query parser (a repeated parameter is an error).
 pub fn form_pairs(text: &[u8]) -> Result<std::collections::HashMap<String, String>, String> {

@@ -9,6 +9,7 @@
 //! [`serve`] runs the whole gateway on a listener the caller owns, until the caller's shutdown
 //! future resolves; that is what makes it easy to test and to embed.
 
+pub mod app;
 pub mod audit;
 pub mod config;
 pub mod core;
@@ -24,6 +25,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod timefmt;
 pub mod upstream;
+pub mod values;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,17 +35,17 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::app::AppState;
 use crate::audit::{Audit, Event, EventType, Sink};
 use crate::config::{AuthMode, ChildScope, Config};
 use crate::core::session::{short, EndReason, Limits, SessionStore};
 use crate::core::spawner::{self, Spawner};
-use crate::edge::client_ip::TrustedProxies;
 use crate::edge::origin::OriginPolicy;
-use crate::edge::AppState;
 use crate::identity::cache::CacheLimits;
 use crate::identity::coda::CodaClient;
 use crate::identity::Authenticator;
 use crate::ratelimit::RateLimiter;
+use crate::values::TrustedProxies;
 
 /// Runs the gateway on `listener` until `shutdown` resolves, then drains: GET streams end,
 /// in-flight calls get SHUTDOWN_GRACE_SECS, children are ended as groups.
@@ -150,7 +152,7 @@ pub async fn serve_with_clock(
             config.rate_limit_max_keys,
         ),
         proxies: TrustedProxies::parse(&config.trusted_proxies),
-        bodies: edge::body_permits(&config),
+        bodies: app::body_permits(&config),
         config,
     });
     if state.config.child_scope == ChildScope::Shared {

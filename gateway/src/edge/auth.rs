@@ -1,7 +1,7 @@
 //! The guard in front of `/mcp`: per-IP guard (pre-auth), bearer token check, per-identity limit.
 //! It hands the core a [`Caller`]; handlers never see a raw token.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -18,6 +18,7 @@ use crate::identity::{Identity, Refusal, Secret};
 use crate::jsonrpc;
 use crate::metrics::METRICS;
 use crate::ratelimit::{retry_after_secs, Decision};
+use crate::values::token_shaped;
 
 /// Who is calling and from where; inserted by [`authenticate`] for the handlers.
 #[derive(Clone, Debug)]
@@ -26,8 +27,7 @@ pub struct Caller {
     pub ip: Option<IpAddr>,
 }
 
-/// The scope this gateway asks for in challenges.
-pub const SCOPE: &str = "mcp";
+pub use crate::app::{public_base, SCOPE};
 
 pub async fn authenticate(
     State(state): State<Arc<AppState>>,
@@ -46,7 +46,7 @@ pub async fn authenticate(
         });
         return next.run(request).await;
     };
-    // Issue 11 item 16: the per-IP guard stops guessing, not users. An address over its budget
+    // The per-IP guard stops guessing, not users. An address over its budget
     // of failed authentications may still present a token Coda already accepted (a fresh
     // positive cache entry): other tokens' failures from the same NAT or hosted client's egress
     // never lock it out. Any other token from that address waits, without reaching Coda, and
@@ -81,12 +81,13 @@ pub async fn authenticate(
         }
     };
     let token_hash = token.fingerprint();
-    // OAuth hook (issue 7): a gateway-issued access token (expiry, revocation, audience) stands
-    // for the Coda token it was granted with, which is checked below like a pasted one.
-    let (token, issued) = match (
-        crate::oauth::check_bearer(&state, token, &base).await,
-        limited,
-    ) {
+    // With OAuth on, a gateway-issued access token (expiry, revocation, audience) stands for the
+    // Coda token it was granted with, which is checked below like a pasted one.
+    let resolved = match &state.oauth {
+        Some(oauth) => oauth.resolve_bearer(token, &base).await,
+        None => Ok((token, None)),
+    };
+    let (token, issued) = match (resolved, limited) {
         (Ok(checked), _) => checked,
         (Err(_), Some(retry_after)) => return locked_out(retry_after),
         (Err(refusal), None) => {
@@ -125,8 +126,10 @@ pub async fn authenticate(
             identity
         }
         Err(refusal) => {
-            // OAuth hook (issue 7): Coda refusing the stored token ends its grant.
-            crate::oauth::coda_refused(&state, issued, &refusal).await;
+            // Coda refusing the token behind a gateway-issued one ends its grant.
+            if let (Some(oauth), Some(issued)) = (&state.oauth, issued) {
+                oauth.coda_refused(&state.audit, issued, &refusal).await;
+            }
             return refuse(
                 &state,
                 refusal,
@@ -187,11 +190,7 @@ fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Result<Secret, Refu
     let value = value.to_str().map_err(|_| Refusal::Malformed)?;
     let (scheme, token) = value.trim().split_once(' ').ok_or(Refusal::Malformed)?;
     let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer")
-        || token.is_empty()
-        || token.len() > 4096
-        || token.contains(char::is_whitespace)
-    {
+    if !scheme.eq_ignore_ascii_case("bearer") || !token_shaped(token) {
         return Err(Refusal::Malformed);
     }
     Ok(Secret::new(token))
@@ -269,48 +268,6 @@ pub fn refusal_reject(refusal: Refusal, base: &str) -> Reject {
             )
         }
     }
-}
-
-/// The externally visible base URL: PUBLIC_URL, else what the request (or a trusted proxy) says.
-pub fn public_base(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    if let Some(public) = state
-        .config
-        .public_url
-        .as_deref()
-        .and_then(crate::config::parse_origin)
-    {
-        return public;
-    }
-    let trusted = state.proxies.peer_trusted(peer);
-    let forwarded = |name: &str| {
-        trusted
-            .then(|| {
-                headers
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| v.split(',').next().unwrap_or("").trim().to_string())
-            })
-            .flatten()
-    };
-    let scheme = match forwarded("x-forwarded-proto").as_deref() {
-        Some("https") => "https",
-        _ => "http",
-    };
-    let host = forwarded("x-forwarded-host")
-        .or_else(|| {
-            headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        })
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-        })
-        .unwrap_or_else(|| "localhost".into());
-    format!("{scheme}://{}", host.to_ascii_lowercase())
 }
 
 #[cfg(test)]

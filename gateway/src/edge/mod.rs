@@ -1,9 +1,8 @@
-//! The edge room: routes, layers, status codes, headers and SSE framing on the wire.
+//! The HTTP edge: routes, layers, status codes, headers and SSE framing on the wire.
 //! It knows HTTP, not child processes: it hands parsed messages to the core.
 
 mod accept;
 pub mod auth;
-pub mod client_ip;
 mod discovery;
 mod get;
 pub(crate) mod headers;
@@ -26,91 +25,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
-use tokio::sync::watch;
 
-use crate::audit::Audit;
-use crate::config::{ChildScope, Config};
-use crate::core::session::SessionStore;
-use crate::core::spawner::Spawner;
-use crate::identity::{Authenticator, Secret};
 use crate::metrics::METRICS;
-use crate::ratelimit::RateLimiter;
-use client_ip::TrustedProxies;
-use origin::OriginPolicy;
 use reply::Reject;
 
-/// Everything a handler needs, shared by all requests.
-pub struct AppState {
-    pub config: Config,
-    pub store: Arc<SessionStore>,
-    pub spawner: Spawner,
-    pub origins: OriginPolicy,
-    /// Turns true when the gateway starts draining.
-    pub stopping: watch::Receiver<bool>,
-    /// The operator's credential for a shared child.
-    pub operator_credential: Option<Secret>,
-    /// None when AUTH_MODE=none.
-    pub auth: Option<Authenticator>,
-    pub audit: Audit,
-    /// Per client IP: failed authentications (and OAuth endpoint requests).
-    pub ip_guard: RateLimiter,
-    /// Per client IP: discovery documents, under their own, much higher budget (issue 11 item 16).
-    pub discovery_limit: RateLimiter,
-    /// Per identity: authenticated /mcp requests.
-    pub identity_limit: RateLimiter,
-    pub proxies: TrustedProxies,
-    /// The OAuth authorization server (issue 7); None unless OAUTH_ENCRYPTION_KEY is set.
-    pub oauth: Option<Arc<crate::oauth::OAuth>>,
-    /// POST bodies being read and parsed (MAX_CONCURRENT_BODIES).
-    pub bodies: tokio::sync::Semaphore,
-}
-
-/// The permits of [`AppState::bodies`].
-pub fn body_permits(config: &Config) -> tokio::sync::Semaphore {
-    tokio::sync::Semaphore::new(
-        config
-            .max_concurrent_bodies
-            .min(tokio::sync::Semaphore::MAX_PERMITS),
-    )
-}
-
-impl AppState {
-    pub fn scope(&self) -> ChildScope {
-        self.config.child_scope
-    }
-}
-
-/// The id the request-id layer gave this request (empty outside that layer).
-pub fn request_id_of(request: &Request) -> String {
-    request
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default()
-}
-
-/// The socket peer, when the server was started with connect info.
-pub fn peer_of(request: &Request) -> Option<std::net::SocketAddr> {
-    request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0)
-}
-
-/// The client's address: the peer, or what a trusted proxy forwarded.
-pub fn client_ip_of(state: &AppState, request: &Request) -> Option<std::net::IpAddr> {
-    state.proxies.client_ip(peer_of(request), request.headers())
-}
-
-/// The per-IP limiters' key for an address.
-pub fn ip_key(ip: Option<std::net::IpAddr>) -> String {
-    ip.map(|ip| ip.to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The request id every response carries (`X-Request-Id`) and every error body names.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
+pub use crate::app::{
+    body_permits, client_ip_of, ip_key, peer_of, request_id_of, AppState, RequestId,
+};
 
 /// Assembles the application: one place, so tests and `serve` build the same thing.
 pub fn app(state: Arc<AppState>) -> Router {
@@ -145,7 +66,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             state.clone(),
             discovery::guard,
         ));
-    // OAuth endpoints (issue 7): an empty router unless OAuth is on; under the per-IP guard.
+    // OAuth endpoints: an empty router unless OAuth is on; under the per-IP guard.
     let oauth = crate::oauth::routes(&state);
     Router::new()
         .merge(mcp)
@@ -168,7 +89,7 @@ async fn method_not_allowed() -> Response {
     .into_response()
 }
 
-/// Request headers a browser client may send (issue 11 item 11): the MCP transport's own headers
+/// Request headers a browser client may send: the MCP transport's own headers
 /// plus the standard ones an MCP client sets.
 const CORS_ALLOW_HEADERS: &str = "authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name";
 /// Response headers a browser client must be able to read.

@@ -204,7 +204,7 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
     }
 }
 
-/// Whether an address is globally routable (issue 11 item 12): IPv4 outside every special-use
+/// Whether an address is globally routable: IPv4 outside every special-use
 /// range; IPv6 only inside global unicast (2000::/3) and outside its special-use blocks. An IPv6
 /// address that carries an IPv4 one (mapped `::ffff:0:0/96`, NAT64 `64:ff9b::/96`, 6to4
 /// `2002::/16`) is judged by the IPv4 address it reaches: `64:ff9b::a9fe:a9fe` is the metadata
@@ -342,7 +342,7 @@ mod tests {
         assert!(is_public("2606:4700::1111".parse().unwrap()));
     }
 
-    /// Issue 11 item 12: IPv6 prefixes that reach IPv4 or are not globally routable.
+    /// IPv6 prefixes that reach IPv4 or are not globally routable.
     #[test]
     fn ipv6_ranges_that_reach_private_space_are_not_public() {
         let refused = |text: &str| assert!(!is_public(text.parse().unwrap()), "{text}");

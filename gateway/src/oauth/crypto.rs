@@ -14,24 +14,8 @@ use sha2::{Digest, Sha256};
 
 const NONCE: usize = 24;
 
-/// Parses a 32-byte key written as 64 hex digits or as base64 (standard or URL-safe, padded or not).
-pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
-    let text = text.trim();
-    let bytes = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
-        hex::decode(text).map_err(|_| "is not valid hex".to_string())?
-    } else {
-        let unpadded = text.trim_end_matches('=');
-        URL_SAFE_NO_PAD
-            .decode(unpadded.replace('+', "-").replace('/', "_"))
-            .map_err(|_| "must be 32 bytes as 64 hex digits or base64".to_string())?
-    };
-    bytes.try_into().map_err(|v: Vec<u8>| {
-        format!(
-            "must be 32 bytes (64 hex digits or 44 base64 characters), got {} bytes",
-            v.len()
-        )
-    })
-}
+/// The key's text form is a setting too, so its parser lives with the other shared values.
+pub use crate::values::parse_key;
 
 /// The two keys derived from the master key.
 #[derive(Clone)]

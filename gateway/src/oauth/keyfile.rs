@@ -1,4 +1,4 @@
-//! The generated OAuth key (issue 12): sign-in works without any OAuth setting, so when
+//! The generated OAuth key: sign-in works without any OAuth setting, so when
 //! OAUTH_ENCRYPTION_KEY is unset the key is made at first start and kept in a file beside the
 //! database (`<OAUTH_DB_PATH>.key`), created 0600 in one step and reused afterwards.
 //!

@@ -1,4 +1,4 @@
-//! The gateway as its own OAuth 2.1 authorization server (issue 7), for hosted MCP clients that
+//! The gateway as its own OAuth 2.1 authorization server, for hosted MCP clients that
 //! connect only through OAuth.
 //!
 //! Coda API tokens are personal access tokens and Coda is no OAuth server for them, so the user
@@ -11,10 +11,10 @@
 //! - [`store`]: SQLite (clients, codes, grants, token hashes), with migrations.
 //! - [`crypto`]: key parsing, sealing, random tokens, PKCE.
 //! - [`handlers`]: `POST /oauth/register`, `GET|POST /oauth/authorize`, `POST /oauth/token`,
-//!   `POST /oauth/revoke`; [`page`]: the authorize page; [`metadata`]: RFC 8414 metadata;
+//!   `POST /oauth/revoke`, one file each, on their own sub-state ([`OAuthState`]); [`page`]: the authorize page; [`metadata`]: RFC 8414 metadata;
 //!   [`cimd`]: client ID metadata documents.
 //!
-//! On by default with `AUTH_MODE=coda` (issue 12); without `OAUTH_ENCRYPTION_KEY` the key is
+//! On by default with `AUTH_MODE=coda`; without `OAUTH_ENCRYPTION_KEY` the key is
 //! generated into a file beside the database ([`keyfile`]). `OAUTH=off`: no routes, no
 //! authorization server metadata, no hook.
 
@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -41,11 +41,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::time::Instant;
 
-use crate::audit::{Event, EventType};
+use crate::app::{client_ip_of, peer_of, public_base, request_id_of, AppState};
+use crate::audit::{Audit, Event, EventType};
 use crate::config::Config;
-use crate::edge::AppState;
-use crate::identity::{Refusal, Secret};
-use crate::ratelimit::{retry_after_secs, Decision};
+use crate::identity::{Authenticator, Refusal, Secret};
+use crate::ratelimit::{retry_after_secs, Decision, RateLimiter};
+use crate::values::ip_key;
 use crypto::{Keys, Purpose};
 use store::{Store, StoreError};
 
@@ -56,7 +57,7 @@ pub const REFRESH_PREFIX: &str = "cgw_rt_";
 /// Prefix of authorization codes.
 pub const CODE_PREFIX: &str = "cgw_ac_";
 /// The only scope (the same one `/mcp` challenges name).
-pub const SCOPE: &str = crate::edge::auth::SCOPE;
+pub const SCOPE: &str = crate::app::SCOPE;
 /// Largest body accepted by the OAuth endpoints.
 const BODY_LIMIT: usize = 16 * 1024;
 
@@ -107,7 +108,7 @@ pub struct OAuth {
     cimd: cimd::Fetcher,
     /// Lower-cased loginIds from ALLOWED_USERS; None admits every Coda user.
     allowed: Option<HashSet<String>>,
-    /// Registrations per IPv4 address or IPv6 /64 (issue 11 item 8).
+    /// Registrations per IPv4 address or IPv6 /64 (OAUTH_REGISTER_RATE_LIMIT_PER_MIN).
     pub register_limit: crate::ratelimit::RateLimiter,
 }
 
@@ -226,7 +227,7 @@ fn spawn_purger(store: std::sync::Weak<Store>, clock: Clock) {
 
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// What a bearer token on `/mcp` turned out to be (see [`check_bearer`]).
+/// What a bearer token on `/mcp` turned out to be (see [`OAuth::resolve_bearer`]).
 #[derive(Debug)]
 pub struct Issued {
     /// Fingerprint of the access token (what audit events name).
@@ -235,85 +236,129 @@ pub struct Issued {
     pub grant_id: String,
 }
 
-/// The `/mcp` hook's other half: when Coda refuses the Coda token behind a gateway-issued access
-/// token (the user revoked it), the grant is revoked too, so the client's refresh fails and it
-/// asks the user to sign in again instead of looping on 401. Other refusals change nothing.
-pub async fn coda_refused(state: &AppState, issued: Option<Issued>, refusal: &Refusal) {
-    let (Some(oauth), Some(issued)) = (&state.oauth, issued) else {
-        return;
-    };
-    if *refusal != Refusal::InvalidToken {
-        return;
+/// The `/mcp` hooks: how a bearer token is resolved before the Coda check, and what a Coda
+/// refusal of a resolved token ends.
+impl OAuth {
+    /// A gateway-issued access token is looked up (expiry, revocation, audience ==
+    /// `{base}/mcp`) and swapped for the Coda token it was granted with, which the caller then
+    /// checks like a pasted one (cache, whoami, allow-list). Any other token is passed on
+    /// unchanged, unless `OAUTH_ACCEPT_CODA_TOKENS=false`.
+    pub async fn resolve_bearer(
+        &self,
+        token: Secret,
+        base: &str,
+    ) -> Result<(Secret, Option<Issued>), Refusal> {
+        if !token.expose().starts_with(ACCESS_PREFIX) {
+            return if self.settings.accept_coda_tokens {
+                Ok((token, None))
+            } else {
+                Err(Refusal::InvalidToken)
+            };
+        }
+        let hash = crypto::token_hash(token.expose());
+        let now = self.clock.now();
+        let row = match self.db(move |s| s.access(now, &hash)).await {
+            Ok(row) => row,
+            Err(e) => {
+                tracing::error!(error = %e, "OAuth store failed while checking an access token");
+                return Err(Refusal::Unavailable { retry_after: 5 });
+            }
+        };
+        let Some(row) = row else {
+            return Err(Refusal::InvalidToken);
+        };
+        let audience = format!("{base}/mcp");
+        if row.resource != audience {
+            tracing::info!(token = %token.fingerprint(), audience = %row.resource, expected = %audience, "access token for another audience refused");
+            return Err(Refusal::InvalidToken);
+        }
+        if !self.allows(&row.subject) {
+            return Err(Refusal::NotAllowed {
+                subject: row.subject,
+            });
+        }
+        let Some(coda) = self.open_coda_token(&row.coda_token) else {
+            tracing::error!(grant = %row.grant_id, "stored Coda token does not open (OAUTH_ENCRYPTION_KEY changed?)");
+            return Err(Refusal::InvalidToken);
+        };
+        Ok((
+            coda,
+            Some(Issued {
+                fingerprint: token.fingerprint(),
+                grant_id: row.grant_id,
+            }),
+        ))
     }
-    let now = oauth.clock.now();
-    let grant_id = issued.grant_id.clone();
-    match oauth.db(move |s| s.revoke_grant(now, &grant_id)).await {
-        Ok(Some(subject)) => state.audit.emit(
-            Event::new(EventType::AuthFailure)
-                .identity(&subject)
-                .token_hash(Some(&issued.fingerprint))
-                .reason("oauth_grant_revoked_coda_refused")
-                .detail("grant", issued.grant_id),
-        ),
-        Ok(None) => {}
-        Err(e) => {
-            tracing::warn!(error = %e, "could not revoke a grant whose Coda token was refused")
+
+    /// When Coda refuses the Coda token behind a gateway-issued access token (the user revoked
+    /// it), the grant is revoked too, so the client's refresh fails and it asks the user to sign
+    /// in again instead of looping on 401. Other refusals change nothing.
+    pub async fn coda_refused(&self, audit: &Audit, issued: Issued, refusal: &Refusal) {
+        if *refusal != Refusal::InvalidToken {
+            return;
+        }
+        let now = self.clock.now();
+        let grant_id = issued.grant_id.clone();
+        match self.db(move |s| s.revoke_grant(now, &grant_id)).await {
+            Ok(Some(subject)) => audit.emit(
+                Event::new(EventType::AuthFailure)
+                    .identity(&subject)
+                    .token_hash(Some(&issued.fingerprint))
+                    .reason("oauth_grant_revoked_coda_refused")
+                    .detail("grant", issued.grant_id),
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not revoke a grant whose Coda token was refused")
+            }
         }
     }
 }
 
-/// The `/mcp` hook. A gateway-issued access token is looked up (expiry, revocation, audience ==
-/// `{base}/mcp`) and swapped for the Coda token it was granted with, which the caller then checks
-/// like a pasted one (cache, whoami, allow-list). Any other token is passed on unchanged, unless
-/// `OAUTH_ACCEPT_CODA_TOKENS=false`. Without OAuth, every token is passed on.
-pub async fn check_bearer(
-    state: &AppState,
-    token: Secret,
-    base: &str,
-) -> Result<(Secret, Option<Issued>), Refusal> {
-    let Some(oauth) = &state.oauth else {
-        return Ok((token, None));
-    };
-    if !token.expose().starts_with(ACCESS_PREFIX) {
-        return if oauth.settings.accept_coda_tokens {
-            Ok((token, None))
-        } else {
-            Err(Refusal::InvalidToken)
-        };
-    }
-    let hash = crypto::token_hash(token.expose());
-    let now = oauth.clock.now();
-    let row = match oauth.db(move |s| s.access(now, &hash)).await {
-        Ok(row) => row,
-        Err(e) => {
-            tracing::error!(error = %e, "OAuth store failed while checking an access token");
-            return Err(Refusal::Unavailable { retry_after: 5 });
+/// What the OAuth endpoints see of the application (extracted with axum's [`FromRef`] from the
+/// router's state): the OAuth server, the audit log, and a few narrow views of the rest.
+#[derive(Clone)]
+pub struct OAuthState {
+    /// None when OAuth is off (the routes are then not mounted).
+    pub oauth: Option<Arc<OAuth>>,
+    pub audit: Audit,
+    app: Arc<AppState>,
+}
+
+impl FromRef<Arc<AppState>> for OAuthState {
+    fn from_ref(app: &Arc<AppState>) -> OAuthState {
+        OAuthState {
+            oauth: app.oauth.clone(),
+            audit: app.audit.clone(),
+            app: app.clone(),
         }
-    };
-    let Some(row) = row else {
-        return Err(Refusal::InvalidToken);
-    };
-    let audience = format!("{base}/mcp");
-    if row.resource != audience {
-        tracing::info!(token = %token.fingerprint(), audience = %row.resource, expected = %audience, "access token for another audience refused");
-        return Err(Refusal::InvalidToken);
     }
-    if !oauth.allows(&row.subject) {
-        return Err(Refusal::NotAllowed {
-            subject: row.subject,
-        });
+}
+
+impl OAuthState {
+    /// The per-IP guard failed authentications count against.
+    pub fn ip_guard(&self) -> &RateLimiter {
+        &self.app.ip_guard
     }
-    let Some(coda) = oauth.open_coda_token(&row.coda_token) else {
-        tracing::error!(grant = %row.grant_id, "stored Coda token does not open (OAUTH_ENCRYPTION_KEY changed?)");
-        return Err(Refusal::InvalidToken);
-    };
-    Ok((
-        coda,
-        Some(Issued {
-            fingerprint: token.fingerprint(),
-            grant_id: row.grant_id,
-        }),
-    ))
+
+    /// The Coda token checker (None with AUTH_MODE=none).
+    pub fn authenticator(&self) -> Option<&Authenticator> {
+        self.app.auth.as_ref()
+    }
+
+    /// The name the authorize page shows (SERVICE_NAME).
+    pub fn service_name(&self) -> &str {
+        &self.app.config.service_name
+    }
+
+    /// Who sent `request`: the client's address, the request id, this deployment's base URL.
+    fn requester(&self, request: &Request) -> handlers::Requester {
+        handlers::Requester {
+            ip: client_ip_of(&self.app, request),
+            request_id: request_id_of(request),
+            base: public_base(&self.app, request.headers(), peer_of(request)),
+        }
+    }
 }
 
 /// The OAuth routes, or an empty router when OAuth is off.
@@ -333,7 +378,10 @@ pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/oauth/token", post(handlers::token).options(preflight))
         .route("/oauth/revoke", post(handlers::revoke).options(preflight))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+        .route_layer(middleware::from_fn_with_state(
+            OAuthState::from_ref(state),
+            guard,
+        ))
 }
 
 /// CORS preflight for browser-based clients on the JSON endpoints (no cookies are involved).
@@ -357,12 +405,12 @@ async fn preflight() -> Response {
 
 /// The per-IP guard over every OAuth endpoint (the same budget as discovery), plus CORS for the
 /// JSON endpoints (never for the authorize page).
-async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let request_id = request_id(&request);
-    let ip = client_ip(&state, &request);
-    let key = crate::edge::ip_key(ip);
+async fn guard(State(state): State<OAuthState>, request: Request, next: Next) -> Response {
+    let who = state.requester(&request);
+    let (ip, request_id) = (who.ip, who.request_id);
+    let key = ip_key(ip);
     let page = request.uri().path() == "/oauth/authorize";
-    let mut response = match state.ip_guard.check(&key, Instant::now()) {
+    let mut response = match state.ip_guard().check(&key, Instant::now()) {
         Decision::Allow => next.run(request).await,
         Decision::Deny { retry_after } => {
             let retry_after = retry_after_secs(retry_after);
@@ -399,11 +447,4 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
         );
     }
     response
-}
-
-use crate::edge::{client_ip_of as client_ip, peer_of as peer, request_id_of as request_id};
-
-/// This deployment's base URL (the issuer) as the edge computes it.
-fn base_of(state: &AppState, request: &Request) -> String {
-    crate::edge::auth::public_base(state, request.headers(), peer(request))
 }

@@ -1,4 +1,8 @@
-//! The client's address: the socket peer, or what a trusted proxy says in X-Forwarded-For.
+//! Value types the settings, the edge and OAuth share, kept out of any of them so none depends
+//! on another for them: IP networks and the trusted-proxy list (the client's address is the
+//! socket peer, or what a trusted proxy says in X-Forwarded-For), the per-address limiter key,
+//! the shape a bearer token must have before anyone looks it up, and the text form of the OAuth
+//! encryption key (OAUTH_ENCRYPTION_KEY).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -80,6 +84,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The proxies whose X-Forwarded-* headers are believed (TRUSTED_PROXIES).
 #[derive(Clone, Debug, Default)]
 pub struct TrustedProxies(Vec<Cidr>);
 
@@ -129,6 +134,41 @@ impl TrustedProxies {
     pub fn peer_trusted(&self, peer: Option<SocketAddr>) -> bool {
         peer.is_some_and(|p| self.trusts(canonical(p.ip())))
     }
+}
+
+/// The per-IP limiters' key for an address (`unknown` without one).
+pub fn ip_key(ip: Option<IpAddr>) -> String {
+    ip.map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Longest token (bearer or pasted Coda token) worth looking up.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Whether `token` has a token's shape: not empty, at most [`MAX_TOKEN_LEN`] bytes, no
+/// whitespace. Anything else is refused before a store or Coda sees it.
+pub fn token_shaped(token: &str) -> bool {
+    !token.is_empty() && token.len() <= MAX_TOKEN_LEN && !token.contains(char::is_whitespace)
+}
+
+/// Parses a 32-byte key written as 64 hex digits or as base64 (standard or URL-safe, padded or not).
+pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    use base64::Engine;
+    let bytes = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+        hex::decode(text).map_err(|_| "is not valid hex".to_string())?
+    } else {
+        let unpadded = text.trim_end_matches('=');
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(unpadded.replace('+', "-").replace('/', "_"))
+            .map_err(|_| "must be 32 bytes as 64 hex digits or base64".to_string())?
+    };
+    bytes.try_into().map_err(|v: Vec<u8>| {
+        format!(
+            "must be 32 bytes (64 hex digits or 44 base64 characters), got {} bytes",
+            v.len()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -191,5 +231,16 @@ mod tests {
             proxies.client_ip(Some(via_proxy), &headers("garbage")),
             Some("127.0.0.1".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn token_shapes() {
+        assert!(token_shaped("abc-123"));
+        assert!(!token_shaped(""));
+        assert!(!token_shaped("abc 123"));
+        assert!(!token_shaped(&"a".repeat(MAX_TOKEN_LEN + 1)));
+        assert!(token_shaped(&"a".repeat(MAX_TOKEN_LEN)));
+        assert_eq!(ip_key(None), "unknown");
+        assert_eq!(ip_key(Some("10.0.0.1".parse().unwrap())), "10.0.0.1");
     }
 }
