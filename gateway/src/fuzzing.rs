@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
-pub use crate::config::{parse_origin, Config};
+pub use crate::config::{parse_origin, Flags};
 pub use crate::core::session::short as short_session_id;
 pub use crate::core::stream::{parse_event_id, EventStream};
 pub use crate::edge::client_ip::{Cidr, TrustedProxies};

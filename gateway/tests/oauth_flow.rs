@@ -1,4 +1,4 @@
-//! OAuth 2.1 sign-in (issue 7) end to end, in process: the gateway (`serve_with_clock`, so the
+//! OAuth 2.1 sign-in end to end, in process: the gateway (`serve` with `Hooks::oauth_clock`, so the
 //! test owns the OAuth clock) against mock-coda, driven by a scripted RFC-conformant client over
 //! real HTTP (reqwest, no redirects followed, no cookie jar: every cookie is handled by hand).
 //!
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use gateway::config::{AuthMode, Config, OAuthMode};
+use gateway::config::{AuthMode, Flags, OAuthMode};
 use gateway::oauth::Clock;
 use mock_coda::{MockCoda, MockCodaConfig};
 use reqwest::StatusCode;
@@ -62,8 +62,8 @@ async fn mock() -> MockCoda {
         .unwrap()
 }
 
-fn config(coda: &MockCoda, dir: &std::path::Path) -> Config {
-    let mut config = Config::with_command(SED_CHILD);
+fn config(coda: &MockCoda, dir: &std::path::Path) -> Flags {
+    let mut config = Flags::with_command(SED_CHILD);
     config.mcp_command_shell = true;
     config.auth_mode = AuthMode::Coda;
     config.coda_api_base_url = coda.base_url();
@@ -78,7 +78,7 @@ fn config(coda: &MockCoda, dir: &std::path::Path) -> Config {
 }
 
 impl Env {
-    async fn start(change: impl FnOnce(&mut Config)) -> Env {
+    async fn start(change: impl FnOnce(&mut Flags)) -> Env {
         let coda = mock().await;
         let dir = scratch_dir();
         let mut config = config(&coda, &dir);
@@ -86,22 +86,20 @@ impl Env {
         Env::start_with(coda, dir, config, Clock::system()).await
     }
 
-    async fn start_with(coda: MockCoda, dir: PathBuf, config: Config, clock: Clock) -> Env {
+    async fn start_with(coda: MockCoda, dir: PathBuf, config: Flags, clock: Clock) -> Env {
+        let config = config.validate().expect("valid settings");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway::serve_with_clock(
-            config,
-            listener,
-            async {
-                let _ = stop_rx.await;
-            },
-            move || {
+        let hooks = gateway::Hooks::default()
+            .oauth_clock(clock.clone())
+            .on_ready(move || {
                 let _ = ready_tx.send(());
-            },
-            clock.clone(),
-        ));
+            });
+        let task = tokio::spawn(gateway::serve(listener, config, hooks, async {
+            let _ = stop_rx.await;
+        }));
         tokio::time::timeout(GUARD, ready_rx)
             .await
             .expect("the gateway is ready in time")

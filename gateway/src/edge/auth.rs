@@ -273,13 +273,8 @@ pub fn refusal_reject(refusal: Refusal, base: &str) -> Reject {
 
 /// The externally visible base URL: PUBLIC_URL, else what the request (or a trusted proxy) says.
 pub fn public_base(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    if let Some(public) = state
-        .config
-        .public_url
-        .as_deref()
-        .and_then(crate::config::parse_origin)
-    {
-        return public;
+    if let Some(public) = &state.config.http.public_url {
+        return public.clone();
     }
     let trusted = state.proxies.peer_trusted(peer);
     let forwarded = |name: &str| {

@@ -35,7 +35,7 @@ pub async fn protected_resource(
         "authorization_servers": [base],
         "bearer_methods_supported": ["header"],
         "scopes_supported": [SCOPE],
-        "resource_name": state.config.service_name,
+        "resource_name": state.config.service.name,
     });
     if state.oauth.is_none() {
         if let Some(map) = document.as_object_mut() {
@@ -103,7 +103,7 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
             .into_response()
         }
     };
-    let derived = state.config.public_url.is_none();
+    let derived = state.config.http.public_url.is_none();
     let ok = response.status().is_success();
     let headers = response.headers_mut();
     headers.insert(

@@ -26,7 +26,7 @@ use axum::Router;
 use tokio::sync::watch;
 
 use crate::audit::Audit;
-use crate::config::{ChildScope, Config};
+use crate::config::{ChildScope, Config, HttpSettings};
 use crate::core::session::SessionStore;
 use crate::core::spawner::Spawner;
 use crate::identity::{Authenticator, Secret};
@@ -63,7 +63,7 @@ pub struct AppState {
 }
 
 /// The permits of [`AppState::bodies`].
-pub fn body_permits(config: &Config) -> tokio::sync::Semaphore {
+pub fn body_permits(config: &HttpSettings) -> tokio::sync::Semaphore {
     tokio::sync::Semaphore::new(
         config
             .max_concurrent_bodies
@@ -73,7 +73,7 @@ pub fn body_permits(config: &Config) -> tokio::sync::Semaphore {
 
 impl AppState {
     pub fn scope(&self) -> ChildScope {
-        self.config.child_scope
+        self.config.children.scope
     }
 }
 

@@ -81,7 +81,7 @@ async fn handle_inner(
                 "too many request bodies are being read at once (MAX_CONCURRENT_BODIES)",
             )
         })?;
-        let limit = state.config.max_body_bytes;
+        let limit = state.config.http.max_body_bytes;
         let bytes = to_bytes(body, limit).await.map_err(|_| {
             Reject::client(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,7 +89,7 @@ async fn handle_inner(
                 format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
             )
         })?;
-        parse_body(&bytes, state.config.max_batch_members)?
+        parse_body(&bytes, state.config.http.max_batch_members)?
     };
     match parsed {
         Parsed::Single(message) => single(state, request_headers, context, message).await,
@@ -326,7 +326,7 @@ async fn initialize(
     if identity.token_hash.is_some()
         && !state
             .store
-            .make_room(&identity.subject, state.config.max_sessions_per_identity)
+            .make_room(&identity.subject, state.config.sessions.max_per_identity)
             .await
     {
         return Err(Reject::at_capacity(
@@ -448,7 +448,7 @@ async fn initialize(
     };
     if sse {
         events.push(response_body);
-        let mut response = sse_from_events(&session, events, state.config.keepalive());
+        let mut response = sse_from_events(&session, events, state.config.sse.keepalive);
         set_session_header(&mut response, &session_id);
         return Ok(response);
     }
@@ -503,7 +503,7 @@ async fn forward_initialize(
         .call(&session.channel, message, client_id, &stream)
         .await
         .map_err(|_| child_gone())?;
-    let timeout = std::time::Duration::from_secs(state.config.child_start_timeout_secs);
+    let timeout = state.config.children.start_timeout;
     let wait = async {
         loop {
             if stream.is_done() {
@@ -628,7 +628,7 @@ async fn call(
         }
     }
     let guard = session
-        .begin_call(state.config.max_inflight_per_session)
+        .begin_call(state.config.sessions.max_inflight)
         .ok_or_else(|| {
             Reject::at_capacity(
                 "too many requests in flight on this session (MAX_INFLIGHT_PER_SESSION)",
@@ -660,7 +660,7 @@ fn answer_now(
     body: bytes::Bytes,
 ) -> Response {
     match wants {
-        Wants::Sse => sse_from_events(session, vec![body], state.config.keepalive()),
+        Wants::Sse => sse_from_events(session, vec![body], state.config.sse.keepalive),
         Wants::Both | Wants::Json => json_response(body, None),
     }
 }
@@ -741,7 +741,7 @@ async fn batch(
         .iter()
         .filter(|(kind, _)| matches!(kind, Kind::Request { .. }))
         .count();
-    let cap = state.config.max_inflight_per_session;
+    let cap = state.config.sessions.max_inflight;
     if requests > cap {
         return Err(Reject::client(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -832,7 +832,7 @@ impl CallTimer {
         stream: Arc<EventStream>,
         upstream_ids: Vec<u64>,
     ) -> CallTimer {
-        let timeout = state.config.call_timeout();
+        let timeout = state.config.sessions.call_timeout;
         CallTimer {
             deadline: tokio::time::Instant::now() + timeout,
             timeout,
@@ -1113,7 +1113,7 @@ fn stream_response(
         stream,
         after: 0,
         priming: protocol::wants_priming(session.version()),
-        keepalive: state.config.keepalive(),
+        keepalive: state.config.sse.keepalive,
         stop: None,
         delivered_to: None,
         guard: Some(guard),
