@@ -45,7 +45,8 @@ pub enum OAuthMode {
     Off,
 }
 
-/// Stage 1: the flags as clap parses them (each also an environment variable).
+// Stage 1: the flags as clap parses them (each also an environment variable). A plain comment,
+// not a doc comment, so that clap's help text stays exactly as it was.
 // Debug is derived, but every secret inside is a `Secret`, whose Debug shows only a fingerprint.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -1338,6 +1339,73 @@ mod tests {
         config.public_url = None;
         config.host = "::1".parse().unwrap();
         assert!(config.validate().is_ok(), "loopback may derive from Host");
+    }
+
+    #[test]
+    fn validation_gives_typed_grouped_settings() {
+        let mut flags = Flags::with_command("node 'my server.js'");
+        flags.whoami_timeout_ms = 1500;
+        flags.child_kill_grace_ms = 250;
+        flags.sse_keepalive_secs = 7;
+        flags.public_url = Some("https://Coda.Example.com/".into());
+        flags.allowed_origins = vec!["https://claude.ai/".into()];
+        flags.trusted_proxies = vec!["10.0.0.0/8".into()];
+        flags.child_env = Some("A=1,B=2".into());
+        flags.child_env_passthrough = vec!["HTTPS_PROXY".into(), " ".into()];
+        flags.coda_api_base_url = "http://127.0.0.1:9/apis/v1".into();
+        flags.log_format = "json".into();
+        let config = flags.validate().unwrap();
+        assert_eq!(config.auth.whoami_timeout, Duration::from_millis(1500));
+        assert_eq!(config.children.kill_grace, Duration::from_millis(250));
+        assert_eq!(config.sse.keepalive, Duration::from_secs(7));
+        assert_eq!(config.sessions.idle_ttl, Duration::from_secs(1800));
+        assert_eq!(config.children.argv, ["node", "my server.js"]);
+        assert_eq!(
+            config.children.env,
+            [("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
+        assert_eq!(config.children.env_passthrough, ["HTTPS_PROXY"]);
+        assert_eq!(
+            config.http.public_url.as_deref(),
+            Some("https://coda.example.com")
+        );
+        assert_eq!(config.http.allowed_origins, ["https://claude.ai"]);
+        assert!(config
+            .http
+            .trusted_proxies
+            .peer_trusted(Some("10.1.2.3:80".parse().unwrap())));
+        assert_eq!(
+            config.auth.coda_api_base_url.as_str(),
+            "http://127.0.0.1:9/apis/v1"
+        );
+        assert_eq!(config.service.log_format, LogFormat::Json);
+        assert!(config.oauth.is_none(), "AUTH_MODE=none: nobody signs in");
+        assert_eq!(config.http.listen, "127.0.0.1:8080".parse().unwrap());
+
+        flags.coda_api_base_url = "http://".into();
+        assert_eq!(flags.validate().unwrap_err().name, "CODA_API_BASE_URL");
+        flags.coda_api_base_url = "ftp://x/apis".into();
+        assert_eq!(flags.validate().unwrap_err().name, "CODA_API_BASE_URL");
+    }
+
+    #[test]
+    fn sign_in_settings_exist_only_when_sign_in_is_on() {
+        let mut flags = Flags::with_command("server");
+        flags.auth_mode = AuthMode::Coda;
+        flags.coda_api_token = Some(" ".into());
+        assert_eq!(flags.validate().unwrap_err().name, "CODA_API_TOKEN");
+        flags.coda_api_token = Some("operator-token-123".into());
+        flags.oauth_code_ttl_secs = 30;
+        let config = flags.validate().unwrap();
+        let oauth = config.oauth.expect("on by default with AUTH_MODE=coda");
+        assert_eq!(oauth.code_ttl, Duration::from_secs(30));
+        assert!(oauth.encryption_key.is_none(), "a key file will be used");
+        assert_eq!(
+            config.auth.operator_token.as_ref().map(Secret::expose),
+            Some("operator-token-123")
+        );
+        flags.oauth = OAuthMode::Off;
+        assert!(flags.validate().unwrap().oauth.is_none());
     }
 
     #[test]

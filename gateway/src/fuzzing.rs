@@ -1,4 +1,4 @@
-//! The parsers the `fuzz/` crate drives (issue 16), re-exported in one place so the fuzz
+//! The parsers the `fuzz/` crate drives, re-exported in one place so the fuzz
 //! targets do not need the gateway's modules public. Not an API: names here follow the code
 //! they point to, and this module is the one place to adjust when those move.
 

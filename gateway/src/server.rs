@@ -1,5 +1,5 @@
 //! The HTTP/1.1 server under the router: one task per connection, with the limits that keep slow
-//! or hostile clients from holding the gateway's file descriptors (issue 11, item 3).
+//! or hostile clients from holding the gateway's file descriptors.
 //!
 //! - A client has HEADER_READ_TIMEOUT_SECS to send a request's headers (hyper's timer, which also
 //!   runs while a kept-alive connection waits for its next request).

@@ -50,7 +50,7 @@ pub async fn authorization_server(
     request: Request,
 ) -> Response {
     let base = base_of(&state, &request);
-    // OAuth on (issue 7): exactly the endpoints `crate::oauth` serves.
+    // OAuth on: exactly the endpoints `crate::oauth` serves.
     if let Some(oauth) = &state.oauth {
         return Json(crate::oauth::metadata::authorization_server(
             &base,
@@ -116,7 +116,8 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
     );
     headers.insert(header::CACHE_CONTROL, cache_control(ok, derived));
     if derived {
-        // Issue 11 item 13: the document names the request's own host; a cache must key on it.
+        // Without PUBLIC_URL the document names the request's own host, so a shared cache must
+        // key on it (or one client's Host would be served to everyone).
         headers.insert(
             header::VARY,
             HeaderValue::from_static("Host, X-Forwarded-Host, X-Forwarded-Proto"),

@@ -1,5 +1,6 @@
-//! `GET /health` (liveness, the seed's body), `GET /ready` (readiness, with the reason when not)
-//! and `GET /metrics` (Prometheus text). None needs auth.
+//! `GET /health` (liveness: status, service, version and time, the body deployment checks
+//! read), `GET /ready` (readiness, with the reason when not) and `GET /metrics` (Prometheus
+//! text). None needs auth.
 
 use std::sync::Arc;
 

@@ -65,7 +65,7 @@ mod tests {
             "null",
             "http://localhost.evil.com",
             "http://127.0.0.1.evil.com",
-            // Issue 11 item 6: four labels starting `127.` are a name, not an address.
+            // Four labels starting `127.` are a name, not an address: its owner resolves it anywhere.
             "http://127.evil.example.com",
             "http://127.0.0.evil",
             "http://127.0.0.1x:80",
