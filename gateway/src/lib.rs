@@ -35,7 +35,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::audit::{Audit, Event, EventType};
+use crate::audit::{Audit, Event, EventType, Sink};
 use crate::config::{AuthMode, ChildScope, Config};
 use crate::core::session::{short, EndReason, Limits, SessionStore};
 use crate::core::spawner::{self, Spawner};
@@ -88,8 +88,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let audit = Audit::start(config.service.audit_log.clone(), &config.service.name)
-        .with_context(|| format!("cannot open AUDIT_LOG {:?}", config.service.audit_log))?;
+    let audit = Audit::start(config.service.audit_log.clone(), &config.service.name).with_context(
+        || match &config.service.audit_log {
+            Sink::File(path) => format!("cannot open AUDIT_LOG {:?}", path.display().to_string()),
+            other => format!("cannot open AUDIT_LOG ({other:?})"),
+        },
+    )?;
     let store = SessionStore::new(
         Limits {
             idle_ttl: config.sessions.idle_ttl,
