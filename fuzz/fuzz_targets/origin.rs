@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use gateway::fuzzing::{parse_origin, Config, OriginPolicy};
+use gateway::fuzzing::{parse_origin, Flags, OriginPolicy};
 use libfuzzer_sys::fuzz_target;
 
 fn host_of(origin: &str) -> &str {
@@ -19,10 +19,10 @@ fn host_of(origin: &str) -> &str {
 fn policy() -> &'static OriginPolicy {
     static POLICY: std::sync::OnceLock<OriginPolicy> = std::sync::OnceLock::new();
     POLICY.get_or_init(|| {
-        let mut config = Config::with_command("fuzz");
-        config.public_url = Some("https://gateway.example.com".into());
-        config.allowed_origins = vec!["https://claude.ai".into(), "http://app.test:8080".into()];
-        OriginPolicy::from_config(&config)
+        let mut flags = Flags::with_command("fuzz");
+        flags.public_url = Some("https://gateway.example.com".into());
+        flags.allowed_origins = vec!["https://claude.ai".into(), "http://app.test:8080".into()];
+        OriginPolicy::new(&flags.validate().expect("valid settings").http)
     })
 }
 

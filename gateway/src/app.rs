@@ -52,7 +52,7 @@ pub struct AppState {
 }
 
 /// The permits of [`AppState::bodies`].
-pub fn body_permits(config: &Config) -> tokio::sync::Semaphore {
+pub fn body_permits(config: &crate::config::HttpSettings) -> tokio::sync::Semaphore {
     tokio::sync::Semaphore::new(
         config
             .max_concurrent_bodies
@@ -62,7 +62,7 @@ pub fn body_permits(config: &Config) -> tokio::sync::Semaphore {
 
 impl AppState {
     pub fn scope(&self) -> ChildScope {
-        self.config.child_scope
+        self.config.children.scope
     }
 }
 
@@ -94,13 +94,8 @@ pub fn client_ip_of(state: &AppState, request: &Request) -> Option<IpAddr> {
 
 /// The externally visible base URL: PUBLIC_URL, else what the request (or a trusted proxy) says.
 pub fn public_base(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    if let Some(public) = state
-        .config
-        .public_url
-        .as_deref()
-        .and_then(crate::config::parse_origin)
-    {
-        return public;
+    if let Some(public) = &state.config.http.public_url {
+        return public.clone();
     }
     let trusted = state.proxies.peer_trusted(peer);
     let forwarded = |name: &str| {

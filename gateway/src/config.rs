@@ -1,15 +1,22 @@
-//! Every setting of the gateway: one flag and one environment variable each, validated at startup.
+//! Every setting of the gateway: one flag and one environment variable each, in two stages.
 //!
-//! The environment names are a contract that scripts and the seed's docs rely on
+//! [`Flags`] is what clap parses: flat, one field per flag, plain numbers and strings.
+//! [`Flags::validate`] refuses nonsense with the setting's name and produces a [`Config`] of
+//! typed values (`Duration`s, parsed URLs and CIDR lists, `Secret`s) grouped by the part of the
+//! gateway that uses them; each part takes its group.
+//!
+//! The environment names are a contract that deployment scripts and docs rely on
 //! (`HOST`, `PORT`, `MCP_COMMAND`, `PUBLIC_URL`, `SERVICE_NAME`, `SERVICE_VERSION`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::audit::Sink;
 use crate::identity::Secret;
+use crate::values::{Cidr, TrustedProxies};
 
 /// Which children serve which sessions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -29,7 +36,7 @@ pub enum AuthMode {
     None,
 }
 
-/// Whether the gateway serves OAuth sign-in (issue 12: on unless turned off).
+/// Whether the gateway serves OAuth sign-in (on unless turned off).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OAuthMode {
     /// Sign-in is served whenever AUTH_MODE=coda (with AUTH_MODE=none nobody signs in).
@@ -38,6 +45,8 @@ pub enum OAuthMode {
     Off,
 }
 
+// Stage 1: the flags as clap parses them (each also an environment variable). A plain comment,
+// not a doc comment, so that clap's help text stays exactly as it was.
 // Debug is derived, but every secret inside is a `Secret`, whose Debug shows only a fingerprint.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -45,7 +54,7 @@ pub enum OAuthMode {
     version,
     about = "Serve a stdio MCP server over MCP Streamable HTTP (POST/GET/DELETE /mcp)"
 )]
-pub struct Config {
+pub struct Flags {
     /// Address to bind. Loopback by default; the Docker image binds all interfaces.
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
@@ -293,7 +302,7 @@ pub struct Config {
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
 
-    // --- OAuth 2.1 authorization server (issue 7; `crate::oauth`). On unless OAUTH=off. ---
+    // --- OAuth 2.1 authorization server (`crate::oauth`). On unless OAUTH=off. ---
     /// `on` (default): OAuth sign-in for hosted clients whenever AUTH_MODE=coda. `off`: no OAuth
     /// endpoints and no authorization server metadata.
     #[arg(long, env = "OAUTH", value_enum, default_value = "on")]
@@ -370,9 +379,15 @@ fn bad(name: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-impl Config {
-    /// Refuses nonsense (zero TTLs, empty command, malformed URLs) with the offending setting's name.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl Flags {
+    /// Refuses nonsense (zero TTLs, empty command, malformed URLs) with the offending setting's
+    /// name; otherwise the typed settings.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        self.check()?;
+        self.to_config()
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
         if self.mcp_command.trim().is_empty() {
             return Err(bad("MCP_COMMAND", "must name the stdio MCP server to run"));
         }
@@ -447,16 +462,9 @@ impl Config {
                 "must not exceed AUTH_CACHE_TTL_SECS",
             ));
         }
-        if !(self.coda_api_base_url.starts_with("https://")
-            || self.coda_api_base_url.starts_with("http://"))
-        {
-            return Err(bad(
-                "CODA_API_BASE_URL",
-                "must be an http(s) URL such as https://coda.io/apis/v1",
-            ));
-        }
+        self.coda_api_base_url()?;
         for proxy in &self.trusted_proxies {
-            crate::values::Cidr::parse(proxy)
+            Cidr::parse(proxy)
                 .ok_or_else(|| bad("TRUSTED_PROXIES", format!("not an IP or CIDR: {proxy:?}")))?;
         }
         match self.auth_mode {
@@ -485,7 +493,7 @@ impl Config {
             }
             AuthMode::None => {}
         }
-        // Issue 11 item 13: without PUBLIC_URL the metadata and challenges name whatever `Host`
+        // Without PUBLIC_URL the metadata and challenges name whatever `Host`
         // a request sent, so anyone who can reach a public listener (or poison a shared cache in
         // front of it) can point clients' sign-in at their own server. Loopback stays convenient.
         if self.public_url.is_none() && !self.host.is_loopback() {
@@ -502,7 +510,7 @@ impl Config {
     }
 
     /// Whether the OAuth endpoints are served: unless OAUTH=off, whenever callers sign in with
-    /// Coda tokens (issue 12; without OAUTH_ENCRYPTION_KEY a key file is generated).
+    /// Coda tokens (without OAUTH_ENCRYPTION_KEY a key file is generated).
     pub fn oauth_enabled(&self) -> bool {
         self.oauth == OAuthMode::On && self.auth_mode == AuthMode::Coda
     }
@@ -676,29 +684,10 @@ impl Config {
         Ok(())
     }
 
-    pub fn idle_ttl(&self) -> Duration {
-        Duration::from_secs(self.session_idle_ttl_secs)
-    }
-    pub fn max_lifetime(&self) -> Duration {
-        Duration::from_secs(self.session_max_lifetime_secs)
-    }
-    pub fn call_timeout(&self) -> Duration {
-        Duration::from_secs(self.call_timeout_secs)
-    }
-    pub fn keepalive(&self) -> Duration {
-        Duration::from_secs(self.sse_keepalive_secs)
-    }
-    pub fn whoami_timeout(&self) -> Duration {
-        Duration::from_millis(self.whoami_timeout_ms)
-    }
-    pub fn kill_grace(&self) -> Duration {
-        Duration::from_millis(self.child_kill_grace_ms)
-    }
-
-    /// A configuration for tests and embedding: defaults everywhere but the command, and no
-    /// authentication (so it validates without a Coda token).
-    pub fn with_command(command: &str) -> Config {
-        Config::parse_from([
+    /// Flags for tests and embedding: defaults everywhere but the command, and no
+    /// authentication (so they validate without a Coda token).
+    pub fn with_command(command: &str) -> Flags {
+        Flags::parse_from([
             "coda-mcp-gateway",
             "--mcp-command",
             command,
@@ -706,6 +695,338 @@ impl Config {
             "none",
         ])
     }
+    /// CODA_API_BASE_URL, parsed: an http(s) URL.
+    fn coda_api_base_url(&self) -> Result<url::Url, ConfigError> {
+        let wrong = || {
+            bad(
+                "CODA_API_BASE_URL",
+                "must be an http(s) URL such as https://coda.io/apis/v1",
+            )
+        };
+        let url = url::Url::parse(self.coda_api_base_url.trim()).map_err(|_| wrong())?;
+        if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+            return Err(wrong());
+        }
+        Ok(url)
+    }
+
+    /// Stage 2, after [`Flags::check`]: the typed, grouped settings.
+    fn to_config(&self) -> Result<Config, ConfigError> {
+        let secs = Duration::from_secs;
+        let argv = if self.mcp_command_shell {
+            vec![self.mcp_command.clone()]
+        } else {
+            split_command(&self.mcp_command).map_err(|e| bad("MCP_COMMAND", e))?
+        };
+        let log_format = match self.log_format.as_str() {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Text,
+        };
+        let allowed_users: Vec<String> = self
+            .allowed_users
+            .iter()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        let oauth = self.oauth_enabled().then(|| OAuthSettings {
+            encryption_key: self.oauth_key().cloned(),
+            db_path: PathBuf::from(&self.oauth_db_path),
+            accept_coda_tokens: self.oauth_accept_coda_tokens,
+            access_token_ttl: secs(self.oauth_access_token_ttl_secs),
+            refresh_token_ttl: secs(self.oauth_refresh_token_ttl_secs),
+            code_ttl: secs(self.oauth_code_ttl_secs),
+            max_clients: self.oauth_max_clients,
+            register_rate_limit_per_min: self.oauth_register_rate_limit_per_min,
+            max_grants_per_user: self.oauth_max_grants_per_user,
+            client_metadata_documents: self.oauth_client_metadata_documents,
+            client_metadata_allow_http: self.oauth_client_metadata_allow_http,
+        });
+        Ok(Config {
+            service: ServiceSettings {
+                name: self.service_name.clone(),
+                version: self.service_version.clone(),
+                audit_log: Sink::parse(&self.audit_log),
+                log_format,
+                shutdown_grace: secs(self.shutdown_grace_secs),
+            },
+            http: HttpSettings {
+                listen: SocketAddr::new(self.host, self.port),
+                public_url: self.public_url.as_deref().and_then(parse_origin),
+                allowed_origins: self
+                    .allowed_origins
+                    .iter()
+                    .filter_map(|o| parse_origin(o))
+                    .collect(),
+                trusted_proxies: TrustedProxies::parse(&self.trusted_proxies),
+                header_read_timeout: secs(self.header_read_timeout_secs),
+                idle_timeout: secs(self.http_idle_timeout_secs),
+                body_read_timeout: secs(self.body_read_timeout_secs),
+                max_connections: self.max_connections,
+                max_body_bytes: self.max_body_bytes,
+                max_batch_members: self.max_batch_members,
+                max_concurrent_bodies: self.max_concurrent_bodies,
+            },
+            sessions: SessionSettings {
+                idle_ttl: secs(self.session_idle_ttl_secs),
+                max_lifetime: secs(self.session_max_lifetime_secs),
+                max_sessions: self.max_sessions,
+                max_per_identity: self.max_sessions_per_identity,
+                max_inflight: self.max_inflight_per_session,
+                call_timeout: secs(self.call_timeout_secs),
+            },
+            children: ChildSettings {
+                argv,
+                shell: self.mcp_command_shell,
+                scope: self.child_scope,
+                token_env: self.child_token_env.clone(),
+                env_passthrough: self
+                    .child_env_passthrough_names()
+                    .map(str::to_string)
+                    .collect(),
+                env: self.child_env_pairs()?,
+                uid: self.child_uid,
+                gid: self.child_gid,
+                max_children: self.max_children,
+                max_line_bytes: self.max_line_bytes,
+                kill_grace: Duration::from_millis(self.child_kill_grace_ms),
+                start_timeout: secs(self.child_start_timeout_secs),
+                stderr_lines_per_sec: self.child_stderr_lines_per_sec,
+            },
+            sse: SseSettings {
+                keepalive: secs(self.sse_keepalive_secs),
+                replay_events: self.sse_replay_events,
+                replay_bytes: self.sse_replay_bytes,
+                replay_session_bytes: self.sse_replay_session_bytes,
+                replay_total_bytes: self.sse_replay_total_bytes,
+                resume_window: secs(self.sse_resume_window_secs),
+                pending_events: self.sse_pending_events,
+            },
+            auth: AuthSettings {
+                mode: self.auth_mode,
+                coda_api_base_url: self.coda_api_base_url()?,
+                operator_token: self
+                    .coda_api_token
+                    .clone()
+                    .filter(|t| !t.expose().trim().is_empty()),
+                whoami_timeout: Duration::from_millis(self.whoami_timeout_ms),
+                cache_ttl: secs(self.auth_cache_ttl_secs),
+                negative_cache_ttl: secs(self.auth_negative_cache_ttl_secs),
+                cache_max_entries: self.auth_cache_max_entries,
+                allowed_users,
+                ready_coda_freshness: secs(self.ready_coda_freshness_secs),
+            },
+            rate_limits: RateLimitSettings {
+                failed_auth_per_min: self.auth_rate_limit_per_min,
+                discovery_per_min: self.discovery_rate_limit_per_min,
+                identity_per_min: self.identity_rate_limit_per_min,
+                max_keys: self.rate_limit_max_keys,
+            },
+            oauth,
+        })
+    }
+}
+
+/// Stage 2: the validated settings, typed and grouped by the part of the gateway that uses them.
+// Debug is derived; the secrets inside are `Secret`s, whose Debug shows only a fingerprint.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub service: ServiceSettings,
+    pub http: HttpSettings,
+    pub sessions: SessionSettings,
+    pub children: ChildSettings,
+    pub sse: SseSettings,
+    pub auth: AuthSettings,
+    pub rate_limits: RateLimitSettings,
+    /// None when sign-in is off (`OAUTH=off`, or `AUTH_MODE=none`).
+    pub oauth: Option<OAuthSettings>,
+}
+
+impl Config {
+    /// Settings for tests and embedding: defaults everywhere but the command, and no
+    /// authentication.
+    pub fn with_command(command: &str) -> Config {
+        Flags::with_command(command)
+            .validate()
+            .expect("the default settings are valid")
+    }
+}
+
+/// `LOG_FORMAT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The process as a whole: what it calls itself, where its records go, how it stops.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    /// SERVICE_NAME.
+    pub name: String,
+    /// SERVICE_VERSION.
+    pub version: String,
+    /// AUDIT_LOG.
+    pub audit_log: Sink,
+    /// LOG_FORMAT.
+    pub log_format: LogFormat,
+    /// SHUTDOWN_GRACE_SECS.
+    pub shutdown_grace: Duration,
+}
+
+/// The HTTP side: the listener, the addresses and origins believed, connection and body limits.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// HOST and PORT.
+    pub listen: SocketAddr,
+    /// PUBLIC_URL as a normalized origin (`scheme://host[:port]`).
+    pub public_url: Option<String>,
+    /// ALLOWED_ORIGINS, normalized.
+    pub allowed_origins: Vec<String>,
+    /// TRUSTED_PROXIES.
+    pub trusted_proxies: TrustedProxies,
+    /// HEADER_READ_TIMEOUT_SECS.
+    pub header_read_timeout: Duration,
+    /// HTTP_IDLE_TIMEOUT_SECS.
+    pub idle_timeout: Duration,
+    /// BODY_READ_TIMEOUT_SECS.
+    pub body_read_timeout: Duration,
+    /// MAX_CONNECTIONS (before the open-file limit lowers it).
+    pub max_connections: usize,
+    /// MAX_BODY_BYTES.
+    pub max_body_bytes: usize,
+    /// MAX_BATCH_MEMBERS.
+    pub max_batch_members: usize,
+    /// MAX_CONCURRENT_BODIES.
+    pub max_concurrent_bodies: usize,
+}
+
+/// Sessions: how many, for how long, how busy.
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    /// SESSION_IDLE_TTL_SECS.
+    pub idle_ttl: Duration,
+    /// SESSION_MAX_LIFETIME_SECS.
+    pub max_lifetime: Duration,
+    /// MAX_SESSIONS.
+    pub max_sessions: usize,
+    /// MAX_SESSIONS_PER_IDENTITY.
+    pub max_per_identity: usize,
+    /// MAX_INFLIGHT_PER_SESSION.
+    pub max_inflight: usize,
+    /// CALL_TIMEOUT_SECS.
+    pub call_timeout: Duration,
+}
+
+/// The children: what runs, with which environment and identity, and within which bounds.
+#[derive(Clone, Debug)]
+pub struct ChildSettings {
+    /// MCP_COMMAND split into words, or the whole line when `shell`.
+    pub argv: Vec<String>,
+    /// MCP_COMMAND_SHELL: run `argv[0]` through `/bin/sh -c`.
+    pub shell: bool,
+    /// CHILD_SCOPE.
+    pub scope: ChildScope,
+    /// CHILD_TOKEN_ENV.
+    pub token_env: String,
+    /// CHILD_ENV_PASSTHROUGH (blank entries dropped).
+    pub env_passthrough: Vec<String>,
+    /// CHILD_ENV as pairs, in order (values may be secrets: never logged).
+    pub env: Vec<(String, String)>,
+    /// CHILD_UID and CHILD_GID (both or neither).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// MAX_CHILDREN.
+    pub max_children: usize,
+    /// MAX_LINE_BYTES.
+    pub max_line_bytes: usize,
+    /// CHILD_KILL_GRACE_MS.
+    pub kill_grace: Duration,
+    /// CHILD_START_TIMEOUT_SECS.
+    pub start_timeout: Duration,
+    /// CHILD_STDERR_LINES_PER_SEC.
+    pub stderr_lines_per_sec: u32,
+}
+
+/// SSE streams: keep-alives and what is kept for `Last-Event-ID`.
+#[derive(Clone, Debug)]
+pub struct SseSettings {
+    /// SSE_KEEPALIVE_SECS.
+    pub keepalive: Duration,
+    /// SSE_REPLAY_EVENTS.
+    pub replay_events: usize,
+    /// SSE_REPLAY_BYTES.
+    pub replay_bytes: usize,
+    /// SSE_REPLAY_SESSION_BYTES.
+    pub replay_session_bytes: usize,
+    /// SSE_REPLAY_TOTAL_BYTES.
+    pub replay_total_bytes: usize,
+    /// SSE_RESUME_WINDOW_SECS.
+    pub resume_window: Duration,
+    /// SSE_PENDING_EVENTS.
+    pub pending_events: usize,
+}
+
+/// Who may call: the Coda token check and its cache.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// AUTH_MODE.
+    pub mode: AuthMode,
+    /// CODA_API_BASE_URL.
+    pub coda_api_base_url: url::Url,
+    /// CODA_API_TOKEN (or its file); None when unset or blank.
+    pub operator_token: Option<Secret>,
+    /// WHOAMI_TIMEOUT_MS.
+    pub whoami_timeout: Duration,
+    /// AUTH_CACHE_TTL_SECS.
+    pub cache_ttl: Duration,
+    /// AUTH_NEGATIVE_CACHE_TTL_SECS.
+    pub negative_cache_ttl: Duration,
+    /// AUTH_CACHE_MAX_ENTRIES.
+    pub cache_max_entries: usize,
+    /// ALLOWED_USERS (blank entries dropped); empty admits any Coda user.
+    pub allowed_users: Vec<String>,
+    /// READY_CODA_FRESHNESS_SECS.
+    pub ready_coda_freshness: Duration,
+}
+
+/// The per-minute budgets and how many keys each limiter remembers.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimitSettings {
+    /// AUTH_RATE_LIMIT_PER_MIN (per client IP).
+    pub failed_auth_per_min: u32,
+    /// DISCOVERY_RATE_LIMIT_PER_MIN (per client IP).
+    pub discovery_per_min: u32,
+    /// IDENTITY_RATE_LIMIT_PER_MIN.
+    pub identity_per_min: u32,
+    /// RATE_LIMIT_MAX_KEYS.
+    pub max_keys: usize,
+}
+
+/// The OAuth authorization server, when sign-in is on.
+#[derive(Clone, Debug)]
+pub struct OAuthSettings {
+    /// OAUTH_ENCRYPTION_KEY (or its file); None: a key file beside the database.
+    pub encryption_key: Option<Secret>,
+    /// OAUTH_DB_PATH.
+    pub db_path: PathBuf,
+    /// OAUTH_ACCEPT_CODA_TOKENS.
+    pub accept_coda_tokens: bool,
+    /// OAUTH_ACCESS_TOKEN_TTL_SECS.
+    pub access_token_ttl: Duration,
+    /// OAUTH_REFRESH_TOKEN_TTL_SECS.
+    pub refresh_token_ttl: Duration,
+    /// OAUTH_CODE_TTL_SECS.
+    pub code_ttl: Duration,
+    /// OAUTH_MAX_CLIENTS.
+    pub max_clients: usize,
+    /// OAUTH_REGISTER_RATE_LIMIT_PER_MIN.
+    pub register_rate_limit_per_min: u32,
+    /// OAUTH_MAX_GRANTS_PER_USER.
+    pub max_grants_per_user: usize,
+    /// OAUTH_CLIENT_METADATA_DOCUMENTS.
+    pub client_metadata_documents: bool,
+    /// OAUTH_CLIENT_METADATA_ALLOW_HTTP.
+    pub client_metadata_allow_http: bool,
 }
 
 /// Environment variables that hold the gateway's own secrets: read once at startup, removed
@@ -841,14 +1162,14 @@ mod tests {
 
     #[test]
     fn refuses_zero_ttl() {
-        let mut config = Config::with_command("server");
+        let mut config = Flags::with_command("server");
         config.session_idle_ttl_secs = 0;
         assert_eq!(config.validate().unwrap_err().name, "SESSION_IDLE_TTL_SECS");
     }
 
     #[test]
     fn oauth_settings_are_checked_only_when_sign_in_is_on() {
-        let mut config = Config::with_command("server");
+        let mut config = Flags::with_command("server");
         config.oauth_code_ttl_secs = 0;
         assert!(config.validate().is_ok(), "AUTH_MODE=none: nobody signs in");
         assert!(!config.oauth_enabled());
@@ -890,7 +1211,7 @@ mod tests {
                 "tok-1234567",
             ];
             args.extend_from_slice(extra);
-            Config::parse_from(args)
+            Flags::parse_from(args)
         };
         assert!(parse(&[]).oauth_enabled());
         assert!(!parse(&["--oauth", "off"]).oauth_enabled());
@@ -898,7 +1219,7 @@ mod tests {
 
     #[test]
     fn debug_shows_no_secret() {
-        let config = Config::parse_from([
+        let config = Flags::parse_from([
             "gw",
             "--mcp-command",
             "server",
@@ -920,7 +1241,7 @@ mod tests {
 
     #[test]
     fn child_env_is_name_value_pairs() {
-        let mut config = Config::with_command("server");
+        let mut config = Flags::with_command("server");
         config.child_env = Some(" CODA_BASE_URL=http://x/y?a=b , EMPTY= ,".into());
         assert_eq!(
             config.child_env_pairs().unwrap(),
@@ -957,7 +1278,7 @@ mod tests {
 
     #[test]
     fn child_uid_needs_its_gid() {
-        let mut config = Config::with_command("server");
+        let mut config = Flags::with_command("server");
         config.child_uid = Some(65534);
         assert_eq!(config.validate().unwrap_err().name, "CHILD_UID");
         config.child_gid = Some(65534);
@@ -972,7 +1293,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("token");
         std::fs::write(&file, "operator-token-from-file\n").unwrap();
-        let mut config = Config::with_command("server");
+        let mut config = Flags::with_command("server");
         config.coda_api_token_file = Some(file.clone());
         config.read_secret_files().unwrap();
         assert_eq!(
@@ -980,7 +1301,7 @@ mod tests {
             Some("operator-token-from-file")
         );
         // Both set: refused with the file setting's name (a blank variable counts as unset).
-        let mut blank = Config::with_command("server");
+        let mut blank = Flags::with_command("server");
         blank.coda_api_token = Some("".into());
         blank.coda_api_token_file = Some(file.clone());
         assert!(blank.read_secret_files().is_ok());
@@ -989,7 +1310,7 @@ mod tests {
             config.read_secret_files().unwrap_err().name,
             "CODA_API_TOKEN_FILE"
         );
-        let mut config = Config::with_command("server");
+        let mut config = Flags::with_command("server");
         config.oauth_encryption_key_file = Some(dir.join("missing"));
         assert_eq!(
             config.read_secret_files().unwrap_err().name,
@@ -1007,7 +1328,7 @@ mod tests {
 
     #[test]
     fn a_public_listener_needs_public_url() {
-        let mut config = Config::with_command("server");
+        let mut config = Flags::with_command("server");
         config.auth_mode = AuthMode::Coda;
         config.coda_api_token = Some("operator-token-123".into());
         config.host = "0.0.0.0".parse().unwrap();
@@ -1017,6 +1338,73 @@ mod tests {
         config.public_url = None;
         config.host = "::1".parse().unwrap();
         assert!(config.validate().is_ok(), "loopback may derive from Host");
+    }
+
+    #[test]
+    fn validation_gives_typed_grouped_settings() {
+        let mut flags = Flags::with_command("node 'my server.js'");
+        flags.whoami_timeout_ms = 1500;
+        flags.child_kill_grace_ms = 250;
+        flags.sse_keepalive_secs = 7;
+        flags.public_url = Some("https://Coda.Example.com/".into());
+        flags.allowed_origins = vec!["https://claude.ai/".into()];
+        flags.trusted_proxies = vec!["10.0.0.0/8".into()];
+        flags.child_env = Some("A=1,B=2".into());
+        flags.child_env_passthrough = vec!["HTTPS_PROXY".into(), " ".into()];
+        flags.coda_api_base_url = "http://127.0.0.1:9/apis/v1".into();
+        flags.log_format = "json".into();
+        let config = flags.validate().unwrap();
+        assert_eq!(config.auth.whoami_timeout, Duration::from_millis(1500));
+        assert_eq!(config.children.kill_grace, Duration::from_millis(250));
+        assert_eq!(config.sse.keepalive, Duration::from_secs(7));
+        assert_eq!(config.sessions.idle_ttl, Duration::from_secs(1800));
+        assert_eq!(config.children.argv, ["node", "my server.js"]);
+        assert_eq!(
+            config.children.env,
+            [("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
+        assert_eq!(config.children.env_passthrough, ["HTTPS_PROXY"]);
+        assert_eq!(
+            config.http.public_url.as_deref(),
+            Some("https://coda.example.com")
+        );
+        assert_eq!(config.http.allowed_origins, ["https://claude.ai"]);
+        assert!(config
+            .http
+            .trusted_proxies
+            .peer_trusted(Some("10.1.2.3:80".parse().unwrap())));
+        assert_eq!(
+            config.auth.coda_api_base_url.as_str(),
+            "http://127.0.0.1:9/apis/v1"
+        );
+        assert_eq!(config.service.log_format, LogFormat::Json);
+        assert!(config.oauth.is_none(), "AUTH_MODE=none: nobody signs in");
+        assert_eq!(config.http.listen, "127.0.0.1:8080".parse().unwrap());
+
+        flags.coda_api_base_url = "http://".into();
+        assert_eq!(flags.validate().unwrap_err().name, "CODA_API_BASE_URL");
+        flags.coda_api_base_url = "ftp://x/apis".into();
+        assert_eq!(flags.validate().unwrap_err().name, "CODA_API_BASE_URL");
+    }
+
+    #[test]
+    fn sign_in_settings_exist_only_when_sign_in_is_on() {
+        let mut flags = Flags::with_command("server");
+        flags.auth_mode = AuthMode::Coda;
+        flags.coda_api_token = Some(" ".into());
+        assert_eq!(flags.validate().unwrap_err().name, "CODA_API_TOKEN");
+        flags.coda_api_token = Some("operator-token-123".into());
+        flags.oauth_code_ttl_secs = 30;
+        let config = flags.validate().unwrap();
+        let oauth = config.oauth.expect("on by default with AUTH_MODE=coda");
+        assert_eq!(oauth.code_ttl, Duration::from_secs(30));
+        assert!(oauth.encryption_key.is_none(), "a key file will be used");
+        assert_eq!(
+            config.auth.operator_token.as_ref().map(Secret::expose),
+            Some("operator-token-123")
+        );
+        flags.oauth = OAuthMode::Off;
+        assert!(flags.validate().unwrap().oauth.is_none());
     }
 
     #[test]

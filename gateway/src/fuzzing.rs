@@ -1,4 +1,4 @@
-//! The parsers the `fuzz/` crate drives (issue 16), re-exported in one place so the fuzz
+//! The parsers the `fuzz/` crate drives, re-exported in one place so the fuzz
 //! targets do not need the gateway's modules public. Not an API: names here follow the code
 //! they point to, and this module is the one place to adjust when those move.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
-pub use crate::config::{parse_origin, Config};
+pub use crate::config::{parse_origin, Flags};
 pub use crate::core::session::short as short_session_id;
 pub use crate::core::stream::{parse_event_id, EventStream};
 pub use crate::edge::headers::{accepts, is_json, text as header_text};

@@ -6,8 +6,10 @@
 //! - [`upstream`]: child processes, framing, stderr, exit, process groups. Knows pipes, not HTTP.
 //! - [`identity`]: who is calling; handed by the edge to the core.
 //!
-//! [`serve`] runs the whole gateway on a listener the caller owns, until the caller's shutdown
-//! future resolves; that is what makes it easy to test and to embed.
+//! [`serve`] runs the whole gateway on a listener the caller owns, with validated settings
+//! ([`config::Flags::validate`]), until the caller's shutdown future resolves; tests inject a
+//! clock and a readiness callback through [`Hooks`]. That is what makes it easy to test and to
+//! embed.
 
 pub mod app;
 pub mod audit;
@@ -45,56 +47,66 @@ use crate::identity::cache::CacheLimits;
 use crate::identity::coda::CodaClient;
 use crate::identity::Authenticator;
 use crate::ratelimit::RateLimiter;
-use crate::values::TrustedProxies;
+
+/// What tests and embedders inject into [`serve`]; [`Hooks::default`] is production.
+pub struct Hooks {
+    /// The OAuth store's clock: tests move it forward to expire codes and tokens without waiting.
+    pub oauth_clock: oauth::Clock,
+    /// Called once the startup checks passed (the operator token is valid, the shared child
+    /// answers) and requests are being served.
+    pub on_ready: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Default for Hooks {
+    fn default() -> Hooks {
+        Hooks {
+            oauth_clock: oauth::Clock::system(),
+            on_ready: None,
+        }
+    }
+}
+
+impl Hooks {
+    /// These hooks, calling `on_ready` once requests are being served.
+    pub fn on_ready(mut self, on_ready: impl FnOnce() + Send + 'static) -> Hooks {
+        self.on_ready = Some(Box::new(on_ready));
+        self
+    }
+
+    /// These hooks, with the OAuth store reading `clock`.
+    pub fn oauth_clock(mut self, clock: oauth::Clock) -> Hooks {
+        self.oauth_clock = clock;
+        self
+    }
+}
 
 /// Runs the gateway on `listener` until `shutdown` resolves, then drains: GET streams end,
-/// in-flight calls get SHUTDOWN_GRACE_SECS, children are ended as groups.
+/// in-flight calls get SHUTDOWN_GRACE_SECS, children are ended as groups. `config` comes from
+/// [`config::Flags::validate`].
 pub async fn serve(
-    config: Config,
     listener: TcpListener,
+    config: Config,
+    hooks: Hooks,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with(config, listener, shutdown, || {}).await
-}
-
-/// [`serve`], calling `on_ready` once the startup checks passed (the operator token is valid,
-/// the shared child answers) and requests are being served.
-pub async fn serve_with(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    on_ready: impl FnOnce(),
-) -> anyhow::Result<()> {
-    serve_with_clock(config, listener, shutdown, on_ready, oauth::Clock::system()).await
-}
-
-/// [`serve_with`] with the OAuth store's clock supplied (issue 7: tests move it forward to
-/// expire codes and tokens without waiting).
-pub async fn serve_with_clock(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    on_ready: impl FnOnce(),
-    oauth_clock: oauth::Clock,
-) -> anyhow::Result<()> {
-    config.validate()?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let audit = Audit::start(Sink::parse(&config.audit_log), &config.service_name)
-        .with_context(|| format!("cannot open AUDIT_LOG {:?}", config.audit_log))?;
+    let audit = Audit::start(config.service.audit_log.clone(), &config.service.name).with_context(
+        || match &config.service.audit_log {
+            Sink::File(path) => format!("cannot open AUDIT_LOG {:?}", path.display().to_string()),
+            other => format!("cannot open AUDIT_LOG ({other:?})"),
+        },
+    )?;
     let store = SessionStore::new(
         Limits {
-            idle_ttl: config.idle_ttl(),
-            max_lifetime: config.max_lifetime(),
-            max_sessions: config.max_sessions,
+            idle_ttl: config.sessions.idle_ttl,
+            max_lifetime: config.sessions.max_lifetime,
+            max_sessions: config.sessions.max_sessions,
         },
         session_end_hook(audit.clone()),
     );
-    let spawner = Spawner::new(&config);
-    let operator_credential = config
-        .coda_api_token
-        .clone()
-        .filter(|t| !t.expose().trim().is_empty());
-    let auth = match config.auth_mode {
+    let spawner = Spawner::new(&config.children, &config.sse);
+    let operator_credential = config.auth.operator_token.clone();
+    let auth = match config.auth.mode {
         AuthMode::None => {
             tracing::warn!(
                 "AUTH_MODE=none: every caller is admitted without a token (loopback only)"
@@ -102,16 +114,18 @@ pub async fn serve_with_clock(
             None
         }
         AuthMode::Coda => {
-            let client = CodaClient::new(&config.coda_api_base_url, config.whoami_timeout())
-                .context("cannot build the HTTP client for Coda")?;
+            let settings = &config.auth;
+            let client =
+                CodaClient::new(settings.coda_api_base_url.as_str(), settings.whoami_timeout)
+                    .context("cannot build the HTTP client for Coda")?;
             let authenticator = Authenticator::new(
                 client,
                 CacheLimits {
-                    positive_ttl: Duration::from_secs(config.auth_cache_ttl_secs),
-                    negative_ttl: Duration::from_secs(config.auth_negative_cache_ttl_secs),
-                    max_entries: config.auth_cache_max_entries,
+                    positive_ttl: settings.cache_ttl,
+                    negative_ttl: settings.negative_cache_ttl,
+                    max_entries: settings.cache_max_entries,
                 },
-                &config.allowed_users,
+                &settings.allowed_users,
             );
             let token = operator_credential
                 .as_ref()
@@ -124,54 +138,53 @@ pub async fn serve_with_clock(
             Some(authenticator)
         }
     };
-    // OAuth authorization server (issue 7): on unless OAUTH=off or AUTH_MODE=none (issue 12).
-    let oauth = oauth::OAuth::from_config(&config, oauth_clock)?;
+    // The OAuth authorization server: on unless OAUTH=off or AUTH_MODE=none.
+    let oauth = match &config.oauth {
+        Some(settings) => Some(oauth::OAuth::from_settings(
+            settings,
+            &config.auth.allowed_users,
+            config.rate_limits.max_keys,
+            hooks.oauth_clock,
+        )?),
+        None => None,
+    };
     let minute = Duration::from_secs(60);
+    let limits = config.rate_limits;
     let state = Arc::new(AppState {
         oauth,
-        origins: OriginPolicy::from_config(&config),
+        origins: OriginPolicy::new(&config.http),
         store: store.clone(),
         spawner,
         stopping: stop_rx.clone(),
         operator_credential,
         auth,
         audit: audit.clone(),
-        ip_guard: RateLimiter::new(
-            config.auth_rate_limit_per_min,
-            minute,
-            config.rate_limit_max_keys,
-        ),
-        discovery_limit: RateLimiter::new(
-            config.discovery_rate_limit_per_min,
-            minute,
-            config.rate_limit_max_keys,
-        ),
-        identity_limit: RateLimiter::new(
-            config.identity_rate_limit_per_min,
-            minute,
-            config.rate_limit_max_keys,
-        ),
-        proxies: TrustedProxies::parse(&config.trusted_proxies),
-        bodies: app::body_permits(&config),
+        ip_guard: RateLimiter::new(limits.failed_auth_per_min, minute, limits.max_keys),
+        discovery_limit: RateLimiter::new(limits.discovery_per_min, minute, limits.max_keys),
+        identity_limit: RateLimiter::new(limits.identity_per_min, minute, limits.max_keys),
+        proxies: config.http.trusted_proxies.clone(),
+        bodies: app::body_permits(&config.http),
         config,
     });
-    if state.config.child_scope == ChildScope::Shared {
+    if state.config.children.scope == ChildScope::Shared {
         start_shared_child(&state).await?;
     }
     tokio::spawn(store.clone().run_reaper(stop_rx.clone()));
 
     let app = edge::app(state.clone());
-    // Our own accept loop (issue 11): header, idle and body timeouts and a connection cap, so slow
-    // clients cannot hold every file descriptor.
+    // Our own accept loop: header, idle and body timeouts and a connection cap, so slow clients
+    // cannot hold every file descriptor.
     let server = server::run(
         app,
         listener,
-        server::ConnLimits::from_config(&state.config),
+        server::ConnLimits::new(&state.config.http),
         stop_rx.clone(),
     );
     // Ready before the server task runs: connections wait in the backlog, and nothing can be
     // audited on stdout ahead of the ready line.
-    on_ready();
+    if let Some(on_ready) = hooks.on_ready {
+        on_ready();
+    }
     let mut server = tokio::spawn(server);
     tokio::select! {
         result = &mut server => {
@@ -180,7 +193,7 @@ pub async fn serve_with_clock(
         _ = shutdown => {
             tracing::info!("shutting down: no new connections; in-flight calls get the grace period");
             let _ = stop_tx.send(true);
-            let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+            let grace = state.config.service.shutdown_grace;
             if tokio::time::timeout(grace, &mut server).await.is_err() {
                 tracing::warn!("grace period over; ending remaining calls");
                 server.abort();
@@ -222,7 +235,7 @@ async fn start_shared_child(state: &Arc<AppState>) -> anyhow::Result<()> {
         .shared(state.operator_credential.as_ref())
         .await
         .context("the shared MCP server (MCP_COMMAND) did not start")?;
-    let timeout = Duration::from_secs(state.config.child_start_timeout_secs);
+    let timeout = state.config.children.start_timeout;
     let tools = spawner::request(
         &shared.router,
         &shared.channel,

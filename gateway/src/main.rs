@@ -2,24 +2,28 @@
 //!
 //! Exit codes: 0 after a clean shutdown, 2 for invalid settings, 1 for any other failure.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use gateway::config::Config;
+use gateway::config::{Config, Flags};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     harden_process();
-    let mut config = Config::parse();
-    let secrets = config.read_secret_files();
+    let mut flags = Flags::parse();
+    let secrets = flags.read_secret_files();
     forget_secret_env();
-    init_logs(&config);
-    if let Err(e) = secrets.and_then(|()| config.validate()) {
-        eprintln!("coda-mcp-gateway: {e}");
-        return ExitCode::from(2);
-    }
+    init_logs(&flags);
+    let config = match secrets.and_then(|()| flags.validate()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("coda-mcp-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The secrets now live in `config` only.
+    drop(flags);
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -37,7 +41,7 @@ fn main() -> ExitCode {
 }
 
 /// Other processes of our uid (children included) may not ptrace us or read our memory, and no
-/// core dump holds the secrets (issue 11). It also makes /proc/<pid>/ root-owned.
+/// core dump holds the secrets. It also makes /proc/<pid>/ root-owned.
 fn harden_process() {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl(PR_SET_DUMPABLE) only changes a flag of this process.
@@ -51,8 +55,8 @@ fn harden_process() {
     }
 }
 
-/// The secrets now live in `Config` only: removed from our environment while this is still the
-/// only thread, before the runtime (issue 11). Unsetting alone is not enough: /proc/<pid>/environ
+/// The secrets now live in the settings only: removed from our environment while this is still
+/// the only thread, before the runtime. Unsetting alone is not enough: /proc/<pid>/environ
 /// shows the environment block the kernel laid out at exec, which `unsetenv` never touches, so
 /// the original `NAME=value` strings are overwritten with zeros as well.
 fn forget_secret_env() {
@@ -107,19 +111,19 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let addr = SocketAddr::new(config.host, config.port);
+    let addr = config.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let scope = config.child_scope;
-    gateway::serve_with(config, listener, shutdown_signal(), move || {
+    let scope = config.children.scope;
+    let hooks = gateway::Hooks::default().on_ready(move || {
         // The first stdout line names the endpoint once it is ready, so scripts and tests can
         // start us on port 0 and wait for this line instead of sleeping.
         println!("coda-mcp-gateway listening on http://{local}/mcp");
         tracing::info!(%local, ?scope, "listening");
-    })
-    .await
+    });
+    gateway::serve(listener, config, hooks, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
@@ -147,12 +151,12 @@ async fn shutdown_signal() {
     });
 }
 
-fn init_logs(config: &Config) {
+fn init_logs(flags: &Flags) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if config.log_format == "json" {
+    if flags.log_format == "json" {
         builder.json().init();
     } else {
         builder.init();

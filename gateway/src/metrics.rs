@@ -3,7 +3,7 @@
 //! bounded whatever clients send.
 //!
 //! One process-wide registry ([`METRICS`]): metrics describe the process, and plumbing a handle
-//! through every room would cost more than it explains.
+//! through every layer would cost more than it explains.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -104,7 +104,7 @@ pub struct Metrics {
     pub rpc_calls: Family,
     pub rpc_duration: Histogram,
     pub sse_streams_open: AtomicU64,
-    /// Bytes of request streams kept for `Last-Event-ID` (issue 11: bounded in total).
+    /// Bytes of request streams kept for `Last-Event-ID` (bounded in total by SSE_REPLAY_TOTAL_BYTES).
     pub sse_replay_bytes: AtomicU64,
     /// Client connections open, and those closed at once because MAX_CONNECTIONS were open.
     pub connections_open: AtomicU64,

@@ -1,5 +1,5 @@
 //! The HTTP/1.1 server under the router: one task per connection, with the limits that keep slow
-//! or hostile clients from holding the gateway's file descriptors (issue 11, item 3).
+//! or hostile clients from holding the gateway's file descriptors.
 //!
 //! - A client has HEADER_READ_TIMEOUT_SECS to send a request's headers (hyper's timer, which also
 //!   runs while a kept-alive connection waits for its next request).
@@ -36,7 +36,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::config::Config;
+use crate::config::HttpSettings;
 use crate::metrics::METRICS;
 
 /// The connection limits, from the settings.
@@ -51,7 +51,7 @@ pub struct ConnLimits {
 impl ConnLimits {
     /// MAX_CONNECTIONS is held to half the open-file limit: the other half stays for children's
     /// pipes, Coda calls, the audit log and the OAuth database.
-    pub fn from_config(config: &Config) -> ConnLimits {
+    pub fn new(config: &HttpSettings) -> ConnLimits {
         let wanted = config.max_connections;
         let max_connections = match open_file_limit() {
             Some(limit) => wanted.min(usize::try_from(limit / 2).unwrap_or(usize::MAX).max(1)),
@@ -65,9 +65,9 @@ impl ConnLimits {
             );
         }
         ConnLimits {
-            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
-            idle_timeout: Duration::from_secs(config.http_idle_timeout_secs),
-            body_read_timeout: Duration::from_secs(config.body_read_timeout_secs),
+            header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+            body_read_timeout: config.body_read_timeout,
             max_connections,
         }
     }

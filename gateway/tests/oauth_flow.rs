@@ -1,4 +1,4 @@
-//! OAuth 2.1 sign-in (issue 7) end to end, in process: the gateway (`serve_with_clock`, so the
+//! OAuth 2.1 sign-in end to end, in process: the gateway (`serve` with `Hooks::oauth_clock`, so the
 //! test owns the OAuth clock) against mock-coda, driven by a scripted RFC-conformant client over
 //! real HTTP (reqwest, no redirects followed, no cookie jar: every cookie is handled by hand).
 //!
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use gateway::config::{AuthMode, Config, OAuthMode};
+use gateway::config::{AuthMode, Flags, OAuthMode};
 use gateway::oauth::Clock;
 use mock_coda::{MockCoda, MockCodaConfig};
 use reqwest::StatusCode;
@@ -62,8 +62,8 @@ async fn mock() -> MockCoda {
         .unwrap()
 }
 
-fn config(coda: &MockCoda, dir: &std::path::Path) -> Config {
-    let mut config = Config::with_command(SED_CHILD);
+fn config(coda: &MockCoda, dir: &std::path::Path) -> Flags {
+    let mut config = Flags::with_command(SED_CHILD);
     config.mcp_command_shell = true;
     config.auth_mode = AuthMode::Coda;
     config.coda_api_base_url = coda.base_url();
@@ -78,7 +78,7 @@ fn config(coda: &MockCoda, dir: &std::path::Path) -> Config {
 }
 
 impl Env {
-    async fn start(change: impl FnOnce(&mut Config)) -> Env {
+    async fn start(change: impl FnOnce(&mut Flags)) -> Env {
         let coda = mock().await;
         let dir = scratch_dir();
         let mut config = config(&coda, &dir);
@@ -86,22 +86,20 @@ impl Env {
         Env::start_with(coda, dir, config, Clock::system()).await
     }
 
-    async fn start_with(coda: MockCoda, dir: PathBuf, config: Config, clock: Clock) -> Env {
+    async fn start_with(coda: MockCoda, dir: PathBuf, config: Flags, clock: Clock) -> Env {
+        let config = config.validate().expect("valid settings");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway::serve_with_clock(
-            config,
-            listener,
-            async {
-                let _ = stop_rx.await;
-            },
-            move || {
+        let hooks = gateway::Hooks::default()
+            .oauth_clock(clock.clone())
+            .on_ready(move || {
                 let _ = ready_tx.send(());
-            },
-            clock.clone(),
-        ));
+            });
+        let task = tokio::spawn(gateway::serve(listener, config, hooks, async {
+            let _ = stop_rx.await;
+        }));
         tokio::time::timeout(GUARD, ready_rx)
             .await
             .expect("the gateway is ready in time")
@@ -1300,7 +1298,7 @@ async fn concurrent_use_of_one_refresh_token_lets_at_most_one_win() {
     );
 }
 
-/// Issue 11 item 12: a client ID metadata document URL whose host is an IPv6 address reaching
+/// SSRF: a client ID metadata document URL whose host is an IPv6 address reaching
 /// private IPv4 space (NAT64 of 127.0.0.1) is refused before any connection is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_documents_on_ipv6_forms_of_private_addresses_are_refused() {
@@ -1332,7 +1330,7 @@ async fn metadata_documents_on_ipv6_forms_of_private_addresses_are_refused() {
     }
 }
 
-/// Issue 11 item 14: the same code presented concurrently. Taking a code and creating its grant
+/// Code replay under concurrency: the same code presented concurrently. Taking a code and creating its grant
 /// are one transaction, so whichever exchange wins, the others are replays that find its grant
 /// and revoke it: no interleaving leaves a live grant behind a replayed code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1382,7 +1380,7 @@ async fn concurrent_redemptions_of_one_code_leave_no_live_grant() {
     }
 }
 
-/// Issue 11 item 7 (RFC 9700 §4.11.2): a client registered without auth a moment ago is not
+/// Open redirect (RFC 9700 §4.11.2): a client registered without auth a moment ago is not
 /// known-good, so an invalid request from it shows the error page instead of redirecting to
 /// its `https://evil.example/cb`; once a user approved a client, its errors go back to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1492,7 +1490,7 @@ async fn page_knows(env: &Env, client_id: &str, pkce: &Pkce) -> bool {
     response.status() == StatusCode::OK
 }
 
-/// Issue 11 item 8: registrations are limited per IPv4 address and per IPv6 /64; a flood from
+/// Registration flood: registrations are limited per IPv4 address and per IPv6 /64; a flood from
 /// one address gets 429 and the client registered before it keeps working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_is_limited_per_address_and_per_ipv6_64() {
@@ -1543,8 +1541,8 @@ async fn registration_is_limited_per_address_and_per_ipv6_64() {
     env.audited("oauth_register_per_ip").await;
 }
 
-/// Issue 11 item 8: from many addresses, the client cap never evicts a client younger than the
-/// sign-in window; the newcomer gets a clear error instead, until old clients may make room.
+/// Registration flood from many addresses: the client cap never evicts a client younger than
+/// the sign-in window; the newcomer gets a clear error instead, until old clients may make room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_cap_never_evicts_a_young_client() {
     let env = Env::start(|c| {
@@ -1582,7 +1580,7 @@ async fn the_client_cap_never_evicts_a_young_client() {
     assert_eq!(response.status(), StatusCode::CREATED);
 }
 
-/// Issue 11 item 16: a gateway-issued access token is proven by the gateway's own records, so
+/// Lockout by others' failures: a gateway-issued access token is proven by the gateway's own records, so
 /// failed authentications by others from the same address never lock it out, even when the
 /// Coda token behind it is no longer in the whoami cache; a raw Coda token not in the cache
 /// waits.

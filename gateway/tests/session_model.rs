@@ -60,7 +60,7 @@ impl Model {
 
 async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let config = Config::with_command("cat");
-    let spawner = Spawner::new(&config);
+    let spawner = Spawner::new(&config.children, &config.sse);
     let store = SessionStore::new(
         Limits {
             idle_ttl: IDLE,
@@ -191,7 +191,7 @@ proptest! {
 #[tokio::test(start_paused = true)]
 async fn reaper_ends_idle_sessions_and_their_children() {
     let config = Config::with_command("cat");
-    let spawner = Spawner::new(&config);
+    let spawner = Spawner::new(&config.children, &config.sse);
     let store = SessionStore::new(
         Limits {
             idle_ttl: IDLE,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::replay::{ReplayBudget, ReplayLimits};
 use super::stream::EventStream;
-use crate::config::Config;
+use crate::config::SseSettings;
 
 /// The stream id of the standalone GET stream; request streams count from 1.
 pub const STANDALONE: u64 = 0;
@@ -28,16 +28,16 @@ pub struct BufferLimits {
 }
 
 impl BufferLimits {
-    pub fn from_config(config: &Config) -> BufferLimits {
+    pub fn new(sse: &SseSettings) -> BufferLimits {
         BufferLimits {
-            replay_events: config.sse_replay_events,
-            replay_bytes: config.sse_replay_bytes,
-            pending_events: config.sse_pending_events,
+            replay_events: sse.replay_events,
+            replay_bytes: sse.replay_bytes,
+            pending_events: sse.pending_events,
             retained_streams: 64,
             replay: ReplayBudget::new(ReplayLimits {
-                session_bytes: config.sse_replay_session_bytes,
-                total_bytes: config.sse_replay_total_bytes,
-                resume_window: std::time::Duration::from_secs(config.sse_resume_window_secs),
+                session_bytes: sse.replay_session_bytes,
+                total_bytes: sse.replay_total_bytes,
+                resume_window: sse.resume_window,
             }),
         }
     }

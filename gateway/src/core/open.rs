@@ -303,7 +303,8 @@ mod tests {
         store: &Arc<SessionStore>,
         stopping: bool,
     ) -> (Result<Opened, OpenError>, Spawner) {
-        let spawner = Spawner::new(&Config::with_command(command));
+        let config = Config::with_command(command);
+        let spawner = Spawner::new(&config.children, &config.sse);
         let audit = Audit::off();
         let (_tx, stopping) = watch::channel(stopping);
         let opening = Opening {

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 
 use super::channel::{BufferLimits, Channel};
 use super::router::{ExitHook, Router, Sharing};
-use crate::config::{split_command, Config, GATEWAY_SECRETS};
+use crate::config::{ChildSettings, SseSettings, GATEWAY_SECRETS};
 use crate::identity::Secret;
 use crate::metrics::METRICS;
 use crate::upstream::{self, ChildSpec};
@@ -46,31 +46,27 @@ pub struct SharedChild {
 }
 
 impl Spawner {
-    pub fn new(config: &Config) -> Spawner {
-        let argv = if config.mcp_command_shell {
-            vec![config.mcp_command.clone()]
-        } else {
-            split_command(&config.mcp_command).unwrap_or_default()
-        };
+    /// Children as `config` says, their streams buffered as `sse` says.
+    pub fn new(config: &ChildSettings, sse: &SseSettings) -> Spawner {
         Spawner {
             base: ChildSpec {
-                argv,
-                shell: config.mcp_command_shell,
+                argv: config.argv.clone(),
+                shell: config.shell,
                 env: child_env(config, std::env::vars_os()),
                 credential: None,
-                uid: config.child_uid,
-                gid: config.child_gid,
+                uid: config.uid,
+                gid: config.gid,
                 max_line_bytes: config.max_line_bytes,
-                stderr_lines_per_sec: config.child_stderr_lines_per_sec,
-                kill_grace: config.kill_grace(),
+                stderr_lines_per_sec: config.stderr_lines_per_sec,
+                kill_grace: config.kill_grace,
                 label: String::new(),
             },
-            credential_env: config.child_token_env.clone(),
+            credential_env: config.token_env.clone(),
             max_children: config.max_children,
             children: Arc::new(AtomicUsize::new(0)),
             shared: Mutex::new(None),
-            start_timeout: Duration::from_secs(config.child_start_timeout_secs),
-            buffers: BufferLimits::from_config(config),
+            start_timeout: config.start_timeout,
+            buffers: BufferLimits::new(sse),
         }
     }
 
@@ -197,13 +193,13 @@ impl Spawner {
 /// else is inherited: a child never sees OAUTH_ENCRYPTION_KEY, OAUTH_DB_PATH or any other
 /// secret the gateway was started with. The caller's token is added per child.
 pub fn child_env(
-    config: &Config,
+    config: &ChildSettings,
     vars: impl Iterator<Item = (OsString, OsString)>,
 ) -> Vec<(OsString, OsString)> {
-    let passthrough: Vec<&str> = config.child_env_passthrough_names().collect();
+    let passthrough: Vec<&str> = config.env_passthrough.iter().map(String::as_str).collect();
     let allowed = |name: &str| {
         !GATEWAY_SECRETS.contains(&name)
-            && name != config.child_token_env
+            && name != config.token_env
             && (matches!(name, "PATH" | "HOME" | "LANG" | "TZ")
                 || name.starts_with("LC_")
                 || passthrough.contains(&name))
@@ -211,8 +207,7 @@ pub fn child_env(
     let mut env: Vec<(OsString, OsString)> = vars
         .filter(|(name, _)| name.to_str().is_some_and(allowed))
         .collect();
-    // Validated at startup; a pair that does not parse here was refused there.
-    for (name, value) in config.child_env_pairs().unwrap_or_default() {
+    for (name, value) in config.env.iter().cloned() {
         env.retain(|(existing, _)| existing.to_str() != Some(name.as_str()));
         env.push((name.into(), value.into()));
     }
@@ -284,11 +279,12 @@ mod tests {
 
     #[test]
     fn children_get_the_allow_list_only() {
-        let mut config = Config::with_command("server");
-        config.child_env_passthrough = vec!["HTTPS_PROXY".into()];
-        config.child_env = Some("CODA_BASE_URL=http://127.0.0.1:9/apis/v1,TZ=UTC".into());
+        let mut flags = crate::config::Flags::with_command("server");
+        flags.child_env_passthrough = vec!["HTTPS_PROXY".into()];
+        flags.child_env = Some("CODA_BASE_URL=http://127.0.0.1:9/apis/v1,TZ=UTC".into());
+        let config = flags.validate().unwrap();
         let env = child_env(
-            &config,
+            &config.children,
             vars(&[
                 ("PATH", "/bin"),
                 ("HOME", "/home/gw"),
@@ -333,9 +329,10 @@ mod tests {
 
     #[test]
     fn a_spec_shows_no_credential() {
-        let mut config = Config::with_command("server");
-        config.child_env = Some("API_KEY=VALUE-NOT-SHOWN".into());
-        let spawner = Spawner::new(&config);
+        let mut flags = crate::config::Flags::with_command("server");
+        flags.child_env = Some("API_KEY=VALUE-NOT-SHOWN".into());
+        let config = flags.validate().unwrap();
+        let spawner = Spawner::new(&config.children, &config.sse);
         let mut spec = spawner.base.clone();
         spec.credential = Some(("CODA_API_TOKEN".into(), Secret::new("caller-TOKEN-xyz")));
         let shown = format!("{spec:?}");

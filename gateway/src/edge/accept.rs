@@ -2,8 +2,8 @@
 //!
 //! The gateway can answer a POST with `application/json` or `text/event-stream`. The MCP
 //! transport asks clients to list both, but RFC 9110 says that no `Accept` means any type is
-//! acceptable and `*/*` says so explicitly; clients that send neither (curl, the seed's own
-//! verification command, hand-written scripts) must not be refused for it. So:
+//! acceptable and `*/*` says so explicitly; clients that send neither (curl, the
+//! verification commands in deployment guides, hand-written scripts) must not be refused for it. So:
 //!
 //! - `application/json` acceptable and `text/event-stream` asked for by name (`text/event-stream`
 //!   or `text/*`): [`Wants::Both`], JSON for a lone response and SSE when more comes first;

@@ -35,7 +35,7 @@ pub async fn protected_resource(
         "authorization_servers": [base],
         "bearer_methods_supported": ["header"],
         "scopes_supported": [SCOPE],
-        "resource_name": state.config.service_name,
+        "resource_name": state.config.service.name,
     });
     if state.oauth.is_none() {
         if let Some(map) = document.as_object_mut() {
@@ -50,7 +50,7 @@ pub async fn authorization_server(
     request: Request,
 ) -> Response {
     let base = base_of(&state, &request);
-    // OAuth on (issue 7): exactly the endpoints `crate::oauth` serves.
+    // OAuth on: exactly the endpoints `crate::oauth` serves.
     if let Some(oauth) = &state.oauth {
         return Json(crate::oauth::metadata::authorization_server(
             &base,
@@ -103,7 +103,7 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
             .into_response()
         }
     };
-    let derived = state.config.public_url.is_none();
+    let derived = state.config.http.public_url.is_none();
     let ok = response.status().is_success();
     let headers = response.headers_mut();
     headers.insert(
@@ -116,7 +116,8 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
     );
     headers.insert(header::CACHE_CONTROL, cache_control(ok, derived));
     if derived {
-        // Issue 11 item 13: the document names the request's own host; a cache must key on it.
+        // Without PUBLIC_URL the document names the request's own host, so a shared cache must
+        // key on it (or one client's Host would be served to everyone).
         headers.insert(
             header::VARY,
             HeaderValue::from_static("Host, X-Forwarded-Host, X-Forwarded-Proto"),

@@ -97,7 +97,7 @@ async fn open_stream(
             stream,
             after,
             priming: crate::protocol::wants_priming(session.version()),
-            keepalive: state.config.keepalive(),
+            keepalive: state.config.sse.keepalive,
             stop: standalone.then(|| state.stopping.clone()),
             delivered_to: standalone.then(|| session.channel.clone()),
             guard: None,

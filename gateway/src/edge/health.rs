@@ -1,8 +1,8 @@
-//! `GET /health` (liveness, the seed's body), `GET /ready` (readiness, with the reason when not)
-//! and `GET /metrics` (Prometheus text). None needs auth.
+//! `GET /health` (liveness: status, service, version and time, the body deployment checks
+//! read), `GET /ready` (readiness, with the reason when not) and `GET /metrics` (Prometheus
+//! text). None needs auth.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -16,8 +16,8 @@ use crate::metrics::{Gauges, METRICS};
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
         "status": "ok",
-        "service": state.config.service_name,
-        "version": state.config.service_version,
+        "service": state.config.service.name,
+        "version": state.config.service.version,
         "timestamp": crate::timefmt::now_rfc3339(),
     }))
 }
@@ -47,15 +47,15 @@ async fn not_ready_reason(state: &AppState) -> Option<&'static str> {
     if *state.stopping.borrow() {
         return Some("draining");
     }
-    if state.store.len() >= state.config.max_sessions {
+    if state.store.len() >= state.config.sessions.max_sessions {
         return Some("sessions_at_capacity");
     }
-    if state.spawner.children() >= state.config.max_children {
+    if state.spawner.children() >= state.config.children.max_children {
         return Some("children_at_capacity");
     }
     if let (Some(auth), Some(token)) = (&state.auth, &state.operator_credential) {
         // How old Coda's last answer may be before readiness asks again (READY_CODA_FRESHNESS_SECS).
-        let freshness = Duration::from_secs(state.config.ready_coda_freshness_secs);
+        let freshness = state.config.auth.ready_coda_freshness;
         if !auth.coda_reachable(token, freshness).await {
             return Some("coda_unreachable");
         }

@@ -172,7 +172,6 @@ async fn check_origin(
     response
 }
 
-/// Gives every request an id (in a span, in the response header, in error bodies).
 /// A route as a metrics label (paths clients invent must not become labels).
 fn route_label(path: &str) -> &'static str {
     match path {
@@ -199,6 +198,7 @@ fn method_name(method: &Method) -> &'static str {
     }
 }
 
+/// Gives every request an id (in a span, in the response header, in error bodies).
 async fn request_id(mut request: Request, next: Next) -> Response {
     let id = crate::edge::headers::new_request_id();
     request.extensions_mut().insert(RequestId(id.clone()));

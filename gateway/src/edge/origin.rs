@@ -1,6 +1,6 @@
 //! DNS-rebinding protection: a browser's `Origin`, when present, must be one we trust.
 
-use crate::config::{parse_origin, Config};
+use crate::config::{parse_origin, HttpSettings};
 
 #[derive(Clone, Debug)]
 pub struct OriginPolicy {
@@ -8,15 +8,10 @@ pub struct OriginPolicy {
 }
 
 impl OriginPolicy {
-    pub fn from_config(config: &Config) -> OriginPolicy {
-        let mut allowed: Vec<String> = config
-            .allowed_origins
-            .iter()
-            .filter_map(|o| parse_origin(o))
-            .collect();
-        if let Some(public) = config.public_url.as_deref().and_then(parse_origin) {
-            allowed.push(public);
-        }
+    /// ALLOWED_ORIGINS and PUBLIC_URL's origin (both normalized by validation).
+    pub fn new(http: &HttpSettings) -> OriginPolicy {
+        let mut allowed = http.allowed_origins.clone();
+        allowed.extend(http.public_url.iter().cloned());
         OriginPolicy { allowed }
     }
 
@@ -50,10 +45,10 @@ mod tests {
 
     #[test]
     fn loopback_and_configured_origins_pass() {
-        let mut config = Config::with_command("x");
-        config.public_url = Some("https://coda.example.com".into());
-        config.allowed_origins = vec!["https://claude.ai".into()];
-        let policy = OriginPolicy::from_config(&config);
+        let mut flags = crate::config::Flags::with_command("x");
+        flags.public_url = Some("https://coda.example.com".into());
+        flags.allowed_origins = vec!["https://claude.ai".into()];
+        let policy = OriginPolicy::new(&flags.validate().unwrap().http);
         for ok in [
             "http://localhost:6274",
             "http://127.0.0.1:9",
@@ -70,7 +65,7 @@ mod tests {
             "null",
             "http://localhost.evil.com",
             "http://127.0.0.1.evil.com",
-            // Issue 11 item 6: four labels starting `127.` are a name, not an address.
+            // Four labels starting `127.` are a name, not an address: its owner resolves it anywhere.
             "http://127.evil.example.com",
             "http://127.0.0.evil",
             "http://127.0.0.1x:80",

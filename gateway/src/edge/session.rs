@@ -84,8 +84,8 @@ pub fn opening(state: &AppState) -> Opening<'_> {
         stopping: &state.stopping,
         scope: state.scope(),
         operator_credential: state.operator_credential.as_ref(),
-        max_sessions_per_identity: state.config.max_sessions_per_identity,
-        start_timeout: std::time::Duration::from_secs(state.config.child_start_timeout_secs),
+        max_sessions_per_identity: state.config.sessions.max_per_identity,
+        start_timeout: state.config.children.start_timeout,
     }
 }
 

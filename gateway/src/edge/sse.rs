@@ -178,6 +178,11 @@ async fn next_chunk(state: &mut State) -> Option<Bytes> {
                     return None;
                 }
             }
+            // Keep-alives are framed here rather than with axum's `Sse::keep_alive`: this body
+            // is a byte stream of already-framed events (the child's bytes go out as they are,
+            // with no `Event` re-encoding), and the tick must share this `select!` with the
+            // take-over and shutdown checks so that an idle stream still notices both. The
+            // ticker is tokio time, so tests with a paused clock drive it too.
             _ = state.ticker.tick() => return Some(Bytes::from_static(b": keepalive\n\n")),
             _ = stop => {
                 state.ended = true;

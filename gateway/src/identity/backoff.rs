@@ -1,4 +1,5 @@
-//! Exponential backoff for readiness probes of Coda (issue 11 item 16): after a probe that got no
+//! Exponential backoff for readiness probes of Coda, so that a down Coda is not asked on every
+//! `/ready`: after a probe that got no
 //! answer, the next one waits `first`, then twice as long each time, up to `max`; an answer resets it.
 
 use std::time::Duration;

@@ -75,7 +75,8 @@ pub struct Authenticator {
     /// When Coda last gave a definitive answer (accepted or refused a token): readiness.
     last_answer: std::sync::Mutex<Option<tokio::time::Instant>>,
     probe: tokio::sync::Mutex<()>,
-    /// When readiness may ask Coda again after Coda did not answer (issue 11 item 16).
+    /// When readiness may ask Coda again after Coda did not answer (backing off, so that
+    /// `/ready` polls do not become a stream of whoami calls).
     probe_backoff: std::sync::Mutex<backoff::Backoff>,
     client: CodaClient,
     cache: TokenCache,
@@ -193,7 +194,8 @@ impl Authenticator {
         }
     }
 
-    /// The seed's startup check of the operator's token: long enough, and Coda knows it.
+    /// The startup check of the operator's token: long enough, and Coda knows it (the gateway
+    /// refuses to start otherwise).
     pub async fn check_operator_token(&self, token: &Secret) -> Result<coda::CodaUser, String> {
         if token.expose().len() < 10 {
             return Err("CODA_API_TOKEN is shorter than 10 characters; copy the whole token from https://coda.io/account".into());

@@ -28,7 +28,6 @@ pub(crate) mod page;
 pub mod store;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -43,7 +42,7 @@ use tokio::time::Instant;
 
 use crate::app::{client_ip_of, peer_of, public_base, request_id_of, AppState};
 use crate::audit::{Audit, Event, EventType};
-use crate::config::Config;
+use crate::config::OAuthSettings;
 use crate::identity::{Authenticator, Refusal, Secret};
 use crate::ratelimit::{retry_after_secs, Decision, RateLimiter};
 use crate::values::ip_key;
@@ -84,7 +83,7 @@ impl Clock {
     }
 }
 
-/// The OAuth settings, read once from [`Config`].
+/// The OAuth settings, read once from [`OAuthSettings`].
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub code_ttl: i64,
@@ -121,43 +120,44 @@ impl std::fmt::Debug for OAuth {
 }
 
 impl OAuth {
-    /// The OAuth server for `config`, or None when sign-in is off (`OAUTH=off`, or
-    /// `AUTH_MODE=none`). Opens (and creates or migrates) the database; without
-    /// `OAUTH_ENCRYPTION_KEY`, reads or generates the key file beside it.
-    pub fn from_config(config: &Config, clock: Clock) -> anyhow::Result<Option<Arc<OAuth>>> {
-        if !config.oauth_enabled() {
-            return Ok(None);
-        }
-        let db_path = Path::new(&config.oauth_db_path);
-        let store = Store::open(db_path).map_err(|e| {
-            anyhow::anyhow!("cannot open OAUTH_DB_PATH {:?}: {e}", config.oauth_db_path)
-        })?;
-        let key_text = match config.oauth_key() {
+    /// The OAuth server for `config` (present only when sign-in is on). Opens (and creates or
+    /// migrates) the database; without `OAUTH_ENCRYPTION_KEY`, reads or generates the key file
+    /// beside it. `allowed_users` is ALLOWED_USERS; `max_keys` is RATE_LIMIT_MAX_KEYS.
+    pub fn from_settings(
+        config: &OAuthSettings,
+        allowed_users: &[String],
+        max_keys: usize,
+        clock: Clock,
+    ) -> anyhow::Result<Arc<OAuth>> {
+        let db_path = config.db_path.as_path();
+        let store = Store::open(db_path)
+            .map_err(|e| anyhow::anyhow!("cannot open OAUTH_DB_PATH {:?}: {e}", config.db_path))?;
+        let key_text = match &config.encryption_key {
             Some(key) => key.clone(),
             None => keyfile::load_or_create(db_path)?,
         };
         let key = crypto::parse_key(key_text.expose())
             .map_err(|e| anyhow::anyhow!("OAUTH_ENCRYPTION_KEY {e}"))?;
+        let secs = |ttl: std::time::Duration| i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         let settings = Settings {
-            code_ttl: config.oauth_code_ttl_secs as i64,
-            access_ttl: config.oauth_access_token_ttl_secs as i64,
-            refresh_ttl: config.oauth_refresh_token_ttl_secs as i64,
-            max_clients: config.oauth_max_clients,
-            max_grants_per_user: config.oauth_max_grants_per_user,
-            metadata_documents: config.oauth_client_metadata_documents,
-            metadata_allow_http: config.oauth_client_metadata_allow_http,
-            accept_coda_tokens: config.oauth_accept_coda_tokens,
+            code_ttl: secs(config.code_ttl),
+            access_ttl: secs(config.access_token_ttl),
+            refresh_ttl: secs(config.refresh_token_ttl),
+            max_clients: config.max_clients,
+            max_grants_per_user: config.max_grants_per_user,
+            metadata_documents: config.client_metadata_documents,
+            metadata_allow_http: config.client_metadata_allow_http,
+            accept_coda_tokens: config.accept_coda_tokens,
         };
-        let allowed: HashSet<String> = config
-            .allowed_users
+        let allowed: HashSet<String> = allowed_users
             .iter()
             .map(|u| u.trim().to_ascii_lowercase())
             .filter(|u| !u.is_empty())
             .collect();
-        tracing::info!(path = %config.oauth_db_path, "OAuth sign-in enabled");
+        tracing::info!(path = %config.db_path.display(), "OAuth sign-in enabled");
         let store = Arc::new(store);
         spawn_purger(Arc::downgrade(&store), clock.clone());
-        Ok(Some(Arc::new(OAuth {
+        Ok(Arc::new(OAuth {
             cimd: cimd::Fetcher::new(settings.metadata_allow_http)?,
             settings,
             keys: Keys::new(&key),
@@ -165,11 +165,11 @@ impl OAuth {
             clock,
             allowed: (!allowed.is_empty()).then_some(allowed),
             register_limit: crate::ratelimit::RateLimiter::new(
-                config.oauth_register_rate_limit_per_min,
+                config.register_rate_limit_per_min,
                 std::time::Duration::from_secs(60),
-                config.rate_limit_max_keys,
+                max_keys,
             ),
-        })))
+        }))
     }
 
     /// Runs a store operation on the blocking pool.
@@ -348,7 +348,7 @@ impl OAuthState {
 
     /// The name the authorize page shows (SERVICE_NAME).
     pub fn service_name(&self) -> &str {
-        &self.app.config.service_name
+        &self.app.config.service.name
     }
 
     /// Who sent `request`: the client's address, the request id, this deployment's base URL.

@@ -23,7 +23,7 @@ pub struct ChildSpec {
     /// Program and arguments (or a single shell line when `shell` is set).
     pub argv: Vec<String>,
     pub shell: bool,
-    /// The child's whole environment besides its credential: it inherits nothing (issue 11),
+    /// The child's whole environment besides its credential: it inherits nothing,
     /// so the gateway's secrets and anything else in its environment stay out of the child.
     pub env: Vec<(OsString, OsString)>,
     /// The caller's token and the variable it goes in (never argv).

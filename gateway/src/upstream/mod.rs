@@ -1,4 +1,4 @@
-//! The upstream room: child processes that speak newline-delimited JSON-RPC on stdio.
+//! The upstream layer: child processes that speak newline-delimited JSON-RPC on stdio.
 //!
 //! It knows pipes, process groups and signals; it knows nothing of HTTP or sessions.
 //! Lines go in through [`Child::send`] and come out of the [`Lines`] [`spawn`] returns.

@@ -166,7 +166,7 @@ fn stream_response(
         stream,
         after: 0,
         priming: protocol::wants_priming(session.version()),
-        keepalive: state.config.keepalive(),
+        keepalive: state.config.sse.keepalive,
         stop: None,
         delivered_to: None,
         guard: Some(guard),

@@ -91,7 +91,7 @@ pub(super) async fn batch(
         .iter()
         .filter(|(kind, _)| matches!(kind, Kind::Request { .. }))
         .count();
-    let cap = state.config.max_inflight_per_session;
+    let cap = state.config.sessions.max_inflight;
     if requests > cap {
         return Err(Reject::client(
             StatusCode::PAYLOAD_TOO_LARGE,

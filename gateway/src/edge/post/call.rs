@@ -50,7 +50,7 @@ pub(super) async fn call(
         }
     }
     let guard = session
-        .begin_call(state.config.max_inflight_per_session)
+        .begin_call(state.config.sessions.max_inflight)
         .ok_or_else(|| {
             Reject::at_capacity(
                 "too many requests in flight on this session (MAX_INFLIGHT_PER_SESSION)",
@@ -82,7 +82,7 @@ fn answer_now(
     body: bytes::Bytes,
 ) -> Response {
     match wants {
-        Wants::Sse => sse_from_events(session, vec![body], state.config.keepalive()),
+        Wants::Sse => sse_from_events(session, vec![body], state.config.sse.keepalive),
         Wants::Both | Wants::Json => json_response(body, None),
     }
 }

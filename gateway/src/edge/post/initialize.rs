@@ -71,7 +71,7 @@ pub(super) async fn initialize(
     };
     if sse {
         events.push(response_body);
-        let mut response = sse_from_events(&session, events, state.config.keepalive());
+        let mut response = sse_from_events(&session, events, state.config.sse.keepalive);
         set_session_header(&mut response, &session.id);
         return Ok(response);
     }

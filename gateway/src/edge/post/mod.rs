@@ -86,7 +86,7 @@ async fn handle_inner(
                 "too many request bodies are being read at once (MAX_CONCURRENT_BODIES)",
             )
         })?;
-        let limit = state.config.max_body_bytes;
+        let limit = state.config.http.max_body_bytes;
         let bytes = to_bytes(body, limit).await.map_err(|_| {
             Reject::client(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -94,7 +94,7 @@ async fn handle_inner(
                 format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
             )
         })?;
-        parse::parse_body(&bytes, state.config.max_batch_members)?
+        parse::parse_body(&bytes, state.config.http.max_batch_members)?
     };
     match parsed {
         parse::Parsed::Single(message) => single(state, request_headers, context, message).await,

@@ -30,7 +30,7 @@ impl CallTimer {
         stream: Arc<EventStream>,
         upstream_ids: Vec<u64>,
     ) -> CallTimer {
-        let timeout = state.config.call_timeout();
+        let timeout = state.config.sessions.call_timeout;
         CallTimer {
             deadline: tokio::time::Instant::now() + timeout,
             timeout,
