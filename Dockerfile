@@ -9,7 +9,7 @@
 #                                    docker-compose.yml builds this one
 #   docker build .                   (target `runtime`, the last stage) the gateway with
 #                                    fake-mcp-server, a deterministic test server
-# CI has no container engine: fixtures/tests/mcp_coda_child.rs runs the coda target's command line
+# CI has no container engine: fixtures/tests/it/mcp_coda_child.rs runs the coda target's command line
 # (the gateway, MCP_COMMAND=mcp-coda, CHILD_ENV) outside a container against mock-coda.
 
 FROM rust:1-slim-bookworm AS builder

@@ -39,7 +39,7 @@ fuzz secs="60":
 
 # mcp-harness fuzz against a local gateway (mock-coda + fake-mcp-server) for SECS seconds.
 fuzz-wire secs="60":
-    HARNESS_FUZZ_SECS={{secs}} cargo test -p fixtures --test harness_fuzz -- --nocapture
+    HARNESS_FUZZ_SECS={{secs}} cargo test -p fixtures --test it harness_fuzz:: -- --nocapture
 
 # Everything CI runs.
 ci:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs PyPI mcp-coda (pinned; the Dockerfile's `coda` target bundles the same version) into a
-# virtual environment under target/, for fixtures/tests/mcp_coda_child.rs:
+# virtual environment under target/, for fixtures/tests/it/mcp_coda_child.rs:
 #   bash .ci/install-mcp-coda.sh        # prints the path of the mcp-coda program
 # Idempotent: does nothing when the venv already holds this version. Needs python3 (3.10+) with
 # venv and access to PyPI on the first run.

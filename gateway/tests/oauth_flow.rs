@@ -227,13 +227,14 @@ impl Env {
     }
 
     /// `initialize` on /mcp with `bearer`: the status, the `WWW-Authenticate` header and the
-    /// fingerprint the child reported (on success).
+    /// fingerprint the child reported (on success). It accepts JSON only, so the answer is one
+    /// JSON body: these tests are about sign-in, and SSE framing has its own tests (fixtures).
     async fn initialize(&self, bearer: &str) -> (StatusCode, Option<String>, Option<String>) {
         let response = self
             .http
             .post(format!("{}/mcp", self.base))
             .bearer_auth(bearer)
-            .header("accept", "application/json, text/event-stream")
+            .header("accept", "application/json")
             .header("content-type", "application/json")
             .body(
                 json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -250,13 +251,7 @@ impl Env {
             .get("www-authenticate")
             .map(|v| v.to_str().unwrap().to_string());
         let text = response.text().await.unwrap();
-        let body = text
-            .lines()
-            .find_map(|l| l.strip_prefix("data:"))
-            .map(str::trim)
-            .unwrap_or(&text)
-            .to_string();
-        let child = serde_json::from_str::<Value>(&body).ok().and_then(|v| {
+        let child = serde_json::from_str::<Value>(&text).ok().and_then(|v| {
             v.pointer("/result/serverInfo/name")
                 .and_then(Value::as_str)
                 .map(str::to_string)

@@ -23,6 +23,11 @@ pub(crate) struct RawScenario {
     pub timeout: Option<String>,
     #[serde(default, rename = "step")]
     pub steps: Vec<Spanned<RawStep>>,
+    /// How the repository's reference run sets up its own deployment for this scenario (e.g.
+    /// `[reference.gateway] env = {...}`, read by the fixtures crate). Accepted so such files
+    /// stay valid scenarios, and ignored: the harness certifies whatever target it is given.
+    #[serde(default, rename = "reference")]
+    pub _reference: toml::Table,
 }
 
 /// A file under `_lib/`-style folders that only holds steps (and variable defaults) to include.

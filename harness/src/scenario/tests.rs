@@ -60,6 +60,22 @@ send.json = '{"jsonrpc":"2.0","id":${i},"method":"ping"}'
     assert!(matches!(&send.body, Body::Json(v) if v["id"] == "${i}"));
 }
 
+/// `[reference.*]` describes the repository's own reference deployment: the harness accepts it
+/// and the scenario it loads is the same as without it; it must still be a table.
+#[test]
+fn the_reference_table_is_accepted_and_ignored() {
+    let with = format!(
+        "{MINIMAL}\n[reference.gateway]\nenv = {{ SESSION_IDLE_TTL_SECS = 2, MODE = \"x\" }}\n"
+    );
+    let (plain, referenced) = (parse(MINIMAL), parse(&with));
+    assert_eq!(format!("{referenced:?}"), format!("{plain:?}"));
+    let err = parse_err(&format!("reference = 3\n{MINIMAL}"));
+    assert!(
+        err.starts_with("scenarios/x.toml:1:") && err.contains("expected a map"),
+        "{err}"
+    );
+}
+
 #[test]
 fn toml_syntax_errors_carry_line_and_column() {
     let err = parse_err("name = \"x\"\n\n[[step]\n");
