@@ -92,25 +92,31 @@ fn parse(headers: &HeaderMap) -> Vec<Range> {
 
 /// Splits a comma-separated list, keeping commas inside quoted strings.
 fn split_list(value: &str) -> Vec<String> {
-    let mut elements = Vec::new();
+    split_unquoted(value, ',')
+}
+
+/// Splits `text` on `separator` wherever it is outside a quoted string (backslash escapes
+/// honoured inside quotes).
+fn split_unquoted(text: &str, separator: char) -> Vec<String> {
+    let mut parts = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
     let mut escaped = false;
-    for c in value.chars() {
+    for c in text.chars() {
         if escaped {
             escaped = false;
         } else if quoted && c == '\\' {
             escaped = true;
         } else if c == '"' {
             quoted = !quoted;
-        } else if c == ',' && !quoted {
-            elements.push(std::mem::take(&mut current));
+        } else if c == separator && !quoted {
+            parts.push(std::mem::take(&mut current));
             continue;
         }
         current.push(c);
     }
-    elements.push(current);
-    elements
+    parts.push(current);
+    parts
 }
 
 fn is_token(text: &str) -> bool {
@@ -153,25 +159,7 @@ fn parse_range(element: &str) -> Option<Range> {
 
 /// Splits `type/sub; a=b; q=0.5` on semicolons outside quoted strings.
 fn split_params(element: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    let mut escaped = false;
-    for c in element.chars() {
-        if escaped {
-            escaped = false;
-        } else if quoted && c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            quoted = !quoted;
-        } else if c == ';' && !quoted {
-            parts.push(std::mem::take(&mut current));
-            continue;
-        }
-        current.push(c);
-    }
-    parts.push(current);
-    parts
+    split_unquoted(element, ';')
 }
 
 /// A token as is, or a quoted string without its quotes and escapes.
