@@ -225,10 +225,7 @@ pub async fn serve(
 }
 
 /// Lets go of MRTR calls whose client never came back (MRTR_STATE_TTL_SECS).
-async fn sweep_parked(
-    parked: Arc<ParkedCalls>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+async fn sweep_parked(parked: Arc<ParkedCalls>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => { parked.sweep(); }

@@ -190,7 +190,8 @@ impl ModernCall {
         let mut answered = 0;
         for request in requests {
             if let Some(answer) = asked.input_responses.get(&request.input.key) {
-                self.reply(&request.input.gateway_id, Ok(answer.clone())).await;
+                self.reply(&request.input.gateway_id, Ok(answer.clone()))
+                    .await;
                 answered += 1;
                 continue;
             }
@@ -207,7 +208,8 @@ impl ModernCall {
             return Some(Outbound::MissingCapabilities(names));
         }
         for (request, capability) in lacking {
-            let message = format!("Method not found: the client did not declare the {capability} capability");
+            let message =
+                format!("Method not found: the client did not declare the {capability} capability");
             self.reply(&request.input.gateway_id, Err(message)).await;
         }
         (!ask.is_empty()).then_some(Outbound::InputRequired(ask))
@@ -218,11 +220,18 @@ impl ModernCall {
         let id = json!(gateway_id);
         let body = match answer {
             Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
-            Err(message) => jsonrpc::error_body(Some(&id), jsonrpc::METHOD_NOT_FOUND, &message, None),
+            Err(message) => {
+                jsonrpc::error_body(Some(&id), jsonrpc::METHOD_NOT_FOUND, &message, None)
+            }
         };
         let Value::Object(body) = body else { return };
         let worker = &self.lease.worker;
-        if worker.router.answer(&worker.channel, body, &id).await.is_err() {
+        if worker
+            .router
+            .answer(&worker.channel, body, &id)
+            .await
+            .is_err()
+        {
             tracing::debug!("the child ended before its request was answered");
         }
     }

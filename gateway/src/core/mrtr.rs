@@ -68,8 +68,36 @@ pub fn request_digest(method: &str, params: Option<&Map<String, Value>>) -> [u8;
     let mut hash = Sha256::new();
     hash.update(method.as_bytes());
     hash.update([0]);
-    hash.update(serde_json::to_vec(&salient).unwrap_or_default());
+    canonical(&Value::Object(salient), &mut hash);
     hash.finalize().into()
+}
+
+/// Feeds `value` to the hash with object members in key order at every depth: clients may send
+/// a retry's members in another order than the first attempt's (the Python SDK does).
+fn canonical(value: &Value, hash: &mut Sha256) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            hash.update(b"{");
+            for key in keys {
+                hash.update(serde_json::to_vec(key).unwrap_or_default());
+                hash.update(b":");
+                canonical(&map[key], hash);
+                hash.update(b",");
+            }
+            hash.update(b"}");
+        }
+        Value::Array(items) => {
+            hash.update(b"[");
+            for item in items {
+                canonical(item, hash);
+                hash.update(b",");
+            }
+            hash.update(b"]");
+        }
+        scalar => hash.update(serde_json::to_vec(scalar).unwrap_or_default()),
+    }
 }
 
 impl ParkedCalls {
@@ -124,7 +152,11 @@ impl ParkedCalls {
                 .collect();
             mine.sort_by_key(|(_, expires)| *expires);
             let over = (mine.len() + 1).saturating_sub(self.max_per_owner);
-            released.extend(mine.iter().take(over).filter_map(|(id, _)| calls.remove(id)));
+            released.extend(
+                mine.iter()
+                    .take(over)
+                    .filter_map(|(id, _)| calls.remove(id)),
+            );
             calls.insert(
                 id,
                 Parked {
@@ -298,6 +330,31 @@ mod tests {
         assert_eq!(
             request_digest("tools/call", Some(&first)),
             request_digest("tools/call", Some(&retry))
+        );
+    }
+
+    /// Found by the Python SDK's retry, which puts `inputResponses` first: member order (at any
+    /// depth) does not change the digest; values do.
+    #[test]
+    fn member_order_does_not_matter() {
+        let first: Map<String, Value> = serde_json::from_str(
+            r#"{"name":"t","arguments":{"a":1,"b":[{"x":1,"y":2}]},"_meta":{}}"#,
+        )
+        .unwrap();
+        let retry: Map<String, Value> = serde_json::from_str(
+            r#"{"inputResponses":{},"requestState":"s","arguments":{"b":[{"y":2,"x":1}],"a":1},"name":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            request_digest("tools/call", Some(&first)),
+            request_digest("tools/call", Some(&retry))
+        );
+        let other: Map<String, Value> =
+            serde_json::from_str(r#"{"name":"t","arguments":{"a":1,"b":[{"x":2,"y":1}]}}"#)
+                .unwrap();
+        assert_ne!(
+            request_digest("tools/call", Some(&first)),
+            request_digest("tools/call", Some(&other))
         );
     }
 }

@@ -292,23 +292,26 @@ impl Pool {
                 };
                 (router, channel, id, Era::Modern, info)
             }
-            None => match discover(&router, &channel, PROBE_TIMEOUT.min(self.start_timeout)).await
-            {
-                Some(info) => {
-                    tracing::info!("the MCP server speaks 2026-07-28: sessionless requests pass through to it");
-                    *self.era.lock().unwrap_or_else(|e| e.into_inner()) = Some(Era::Modern);
-                    (router, channel, id, Era::Modern, info)
+            None => {
+                match discover(&router, &channel, PROBE_TIMEOUT.min(self.start_timeout)).await {
+                    Some(info) => {
+                        tracing::info!("the MCP server speaks 2026-07-28: sessionless requests pass through to it");
+                        *self.era.lock().unwrap_or_else(|e| e.into_inner()) = Some(Era::Modern);
+                        (router, channel, id, Era::Modern, info)
+                    }
+                    None => {
+                        // A child fixes its era with the first message: this one is spent.
+                        tracing::info!(
+                            "the MCP server is 2025-x only: sessionless requests are translated"
+                        );
+                        router.child().terminate().await;
+                        *self.era.lock().unwrap_or_else(|e| e.into_inner()) = Some(Era::Legacy);
+                        let (router, channel, id) = self.spawn(spawner, identity, entry)?;
+                        let info = ready_legacy(spawner, &router, &channel).await?;
+                        (router, channel, id, Era::Legacy, info)
+                    }
                 }
-                None => {
-                    // A child fixes its era with the first message: this one is spent.
-                    tracing::info!("the MCP server is 2025-x only: sessionless requests are translated");
-                    router.child().terminate().await;
-                    *self.era.lock().unwrap_or_else(|e| e.into_inner()) = Some(Era::Legacy);
-                    let (router, channel, id) = self.spawn(spawner, identity, entry)?;
-                    let info = ready_legacy(spawner, &router, &channel).await?;
-                    (router, channel, id, Era::Legacy, info)
-                }
-            },
+            }
         };
         tokio::spawn(pump(channel.clone(), router.clone(), Arc::downgrade(entry)));
         Ok(Arc::new(Worker {
@@ -428,7 +431,11 @@ async fn ready_legacy(
 
 /// `server/discover` as the first message: the result when the child answers with a version the
 /// gateway serves, None otherwise (an error, silence, or only versions we do not speak).
-async fn discover(router: &Arc<Router>, channel: &Arc<Channel>, timeout: Duration) -> Option<Value> {
+async fn discover(
+    router: &Arc<Router>,
+    channel: &Arc<Channel>,
+    timeout: Duration,
+) -> Option<Value> {
     let params = json!({ "_meta": modern_meta() });
     let result = spawner::request(router, channel, "server/discover", params, timeout)
         .await
@@ -436,7 +443,10 @@ async fn discover(router: &Arc<Router>, channel: &Arc<Channel>, timeout: Duratio
     let speaks = result
         .get("supportedVersions")
         .and_then(Value::as_array)
-        .is_some_and(|v| v.iter().any(|v| v.as_str().is_some_and(protocol::is_modern)));
+        .is_some_and(|v| {
+            v.iter()
+                .any(|v| v.as_str().is_some_and(protocol::is_modern))
+        });
     speaks.then_some(result)
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::super::accept::Wants;
 use super::check::ModernRequest;
-use super::{lease, shape, strip_era_fields, Asking, AppState, Result};
+use super::{lease, shape, strip_era_fields, AppState, Asking, Result};
 use crate::core::modern::{Asked, InputRequest, ModernCall, Outbound};
 use crate::core::mrtr::{request_digest, Parked, StateError};
 use crate::core::pool::{owner_key, Era};
@@ -54,14 +54,22 @@ pub async fn call(
 ) -> Result<Response> {
     let params = message.get("params").and_then(Value::as_object);
     let mrtr = MRTR_METHODS.contains(&method);
-    let responses = if mrtr { input_responses(params)? } else { Map::new() };
+    let responses = if mrtr {
+        input_responses(params)?
+    } else {
+        Map::new()
+    };
     let owner = owner_key(&asking.caller.identity);
     let digest = request_digest(method, params);
     let request_state = params
         .and_then(|p| p.get("requestState"))
         .map(|s| s.as_str().map(str::to_string));
     let resumed = match request_state {
-        Some(None) => return Err(invalid_params("Invalid params: requestState must be a string")),
+        Some(None) => {
+            return Err(invalid_params(
+                "Invalid params: requestState must be a string",
+            ))
+        }
         Some(Some(text)) if mrtr => match state.parked.take(&text, &owner, method, &digest) {
             Ok(parked) => parked,
             Err(refusal) => return Err(state_refused(refusal)),
@@ -79,7 +87,9 @@ pub async fn call(
         Some(parked) => match resume(parked, &asked).await {
             Resumed::Running(call) => call,
             Resumed::StillWaiting(call, waiting) => {
-                return Ok(input_required(state, asking, call, waiting, &owner, method, digest, &id))
+                return Ok(input_required(
+                    state, asking, call, waiting, &owner, method, digest, &id,
+                ))
             }
         },
         None => {
@@ -100,7 +110,19 @@ pub async fn call(
                 .map_err(|_| child_gone())?
         }
     };
-    drive(state, asking, call, &asked, Context { owner, method, digest, id: &id }).await
+    drive(
+        state,
+        asking,
+        call,
+        &asked,
+        Context {
+            owner,
+            method,
+            digest,
+            id: &id,
+        },
+    )
+    .await
 }
 
 /// What a retry did to its parked call.

@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use crate::edge::headers::{PROTOCOL_VERSION as MCP_PROTOCOL_VERSION, SESSION_ID as MCP_SESSION_ID};
+use crate::edge::headers::{
+    PROTOCOL_VERSION as MCP_PROTOCOL_VERSION, SESSION_ID as MCP_SESSION_ID,
+};
 use crate::edge::reply::Reject;
 use crate::jsonrpc::{self, Kind};
 use crate::protocol::{self, LogLevel};
@@ -127,7 +129,9 @@ fn check_meta(message: &Map<String, Value>) -> Result<ModernRequest, Reject> {
         ));
     };
     let Some(meta) = meta.as_object() else {
-        return Err(invalid_params("Invalid params: params._meta must be an object"));
+        return Err(invalid_params(
+            "Invalid params: params._meta must be an object",
+        ));
     };
     let version = match meta.get(META_PROTOCOL_VERSION) {
         Some(Value::String(version)) => version.clone(),
@@ -155,7 +159,10 @@ fn check_meta(message: &Map<String, Value>) -> Result<ModernRequest, Reject> {
             )))
         }
     };
-    if meta.get(META_CLIENT_INFO).is_some_and(|info| !info.is_object()) {
+    if meta
+        .get(META_CLIENT_INFO)
+        .is_some_and(|info| !info.is_object())
+    {
         return Err(invalid_params(format!(
             "Invalid params: _meta[\"{META_CLIENT_INFO}\"] must be an object"
         )));
@@ -428,8 +435,16 @@ mod tests {
             ("mcp-method", "server/discover"),
         ]);
         assert_eq!(code_of(check(&h, &v999, "server/discover")).0, -32020);
-        for method in ["ping", "logging/setLevel", "initialize", "resources/subscribe"] {
-            let h = headers(&[("mcp-protocol-version", "2026-07-28"), ("mcp-method", method)]);
+        for method in [
+            "ping",
+            "logging/setLevel",
+            "initialize",
+            "resources/subscribe",
+        ] {
+            let h = headers(&[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", method),
+            ]);
             let ok = body(method, json!({"_meta": good_meta()}));
             assert_eq!(
                 code_of(check(&h, &ok, method)),

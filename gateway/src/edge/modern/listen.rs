@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, mpsc};
 
 use super::check::{ModernRequest, META_SUBSCRIPTION_ID};
-use super::{lease, shape, Asking, AppState, Result};
+use super::{lease, shape, AppState, Asking, Result};
 use crate::core::modern::{Asked, ModernCall, Outbound};
 use crate::core::pool::{Entry, Era, Lease};
 use crate::core::spawner;
@@ -28,9 +28,21 @@ use crate::jsonrpc;
 
 /// Filter fields and the notification each opts in to.
 const LIST_CHANGES: [(&str, &str, &str); 3] = [
-    ("toolsListChanged", "notifications/tools/list_changed", "tools"),
-    ("promptsListChanged", "notifications/prompts/list_changed", "prompts"),
-    ("resourcesListChanged", "notifications/resources/list_changed", "resources"),
+    (
+        "toolsListChanged",
+        "notifications/tools/list_changed",
+        "tools",
+    ),
+    (
+        "promptsListChanged",
+        "notifications/prompts/list_changed",
+        "prompts",
+    ),
+    (
+        "resourcesListChanged",
+        "notifications/resources/list_changed",
+        "resources",
+    ),
 ];
 
 /// The most resource URIs one listen request may subscribe to.
@@ -63,7 +75,10 @@ pub async fn listen(
     let slot = ListenerSlot::take(entry.clone(), state.config.modern.max_listen_streams)?;
     let agreed = agree(&filter, &lease.worker.info);
     let feed = entry.feed.subscribe();
-    if let Some(uris) = agreed.get("resourceSubscriptions").and_then(Value::as_array) {
+    if let Some(uris) = agreed
+        .get("resourceSubscriptions")
+        .and_then(Value::as_array)
+    {
         for uri in uris {
             let params = json!({ "uri": uri });
             let worker = &lease.worker;
@@ -137,7 +152,10 @@ fn agree(filter: &Map<String, Value>, init: &Value) -> Map<String, Value> {
         .and_then(|c| c.get("subscribe"))
         .and_then(Value::as_bool)
         == Some(true);
-    if let Some(uris) = filter.get("resourceSubscriptions").and_then(Value::as_array) {
+    if let Some(uris) = filter
+        .get("resourceSubscriptions")
+        .and_then(Value::as_array)
+    {
         if subscribe {
             let uris: Vec<Value> = uris
                 .iter()
@@ -205,9 +223,7 @@ async fn relay(
         if !wanted(&message, &agreed) {
             continue;
         }
-        let params = message
-            .entry("params")
-            .or_insert_with(|| json!({}));
+        let params = message.entry("params").or_insert_with(|| json!({}));
         if let Some(params) = params.as_object_mut() {
             let meta = params.entry("_meta").or_insert_with(|| json!({}));
             if let Some(meta) = meta.as_object_mut() {

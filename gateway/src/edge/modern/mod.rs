@@ -58,7 +58,9 @@ pub async fn handle(
     let request = check::check(headers, &message, &method).map_err(|r| r.with_id(&id))?;
     let answer = match method.as_str() {
         "server/discover" => discover(state, asking, &id).await,
-        "subscriptions/listen" => listen::listen(state, asking, &request, message, id.clone()).await,
+        "subscriptions/listen" => {
+            listen::listen(state, asking, &request, message, id.clone()).await
+        }
         _ => call::call(state, asking, &request, message, id.clone(), &method).await,
     };
     answer.map_err(|r| r.with_id(&id))
@@ -123,7 +125,11 @@ async fn discover(state: &Arc<AppState>, asking: &Asking<'_>, id: &Value) -> Res
     };
     shape::complete(&mut result, "server/discover", state);
     let body = json!({ "jsonrpc": "2.0", "id": id, "result": result });
-    Ok(shape::one(asking.wants, StatusCode::OK, jsonrpc::to_bytes(&body)))
+    Ok(shape::one(
+        asking.wants,
+        StatusCode::OK,
+        jsonrpc::to_bytes(&body),
+    ))
 }
 
 /// A `server/discover` result built from a 2025-x child's `initialize` result.

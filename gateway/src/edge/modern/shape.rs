@@ -38,9 +38,7 @@ pub fn complete(result: &mut Map<String, Value>, method: &str, state: &AppState)
     {
         return;
     }
-    let ttl_ok = result
-        .get("ttlMs")
-        .is_some_and(|t| t.as_u64().is_some());
+    let ttl_ok = result.get("ttlMs").is_some_and(|t| t.as_u64().is_some());
     if !ttl_ok {
         result.insert("ttlMs".into(), json!(state.config.modern.cache_ttl_ms));
     }
@@ -87,7 +85,10 @@ pub fn one(wants: Wants, status: StatusCode, body: Bytes) -> Response {
         }
         _ => (
             status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body,
         )
             .into_response(),
