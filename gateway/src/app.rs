@@ -12,6 +12,8 @@ use tokio::sync::watch;
 
 use crate::audit::Audit;
 use crate::config::{ChildScope, Config};
+use crate::core::mrtr::ParkedCalls;
+use crate::core::pool::Pool;
 use crate::core::session::SessionStore;
 use crate::core::spawner::Spawner;
 use crate::edge::origin::OriginPolicy;
@@ -49,6 +51,10 @@ pub struct AppState {
     pub oauth: Option<Arc<crate::oauth::OAuth>>,
     /// POST bodies being read and parsed (MAX_CONCURRENT_BODIES).
     pub bodies: tokio::sync::Semaphore,
+    /// The children serving sessionless (2026-07-28) requests, per identity.
+    pub pool: Arc<Pool>,
+    /// Sessionless calls waiting for the client's `inputResponses`.
+    pub parked: Arc<ParkedCalls>,
 }
 
 /// The permits of [`AppState::bodies`].

@@ -27,6 +27,17 @@ pub enum ChildScope {
     Shared,
 }
 
+/// Which era a child speaks to modern (2026-07-28) clients in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ChildEra {
+    /// Ask the first child with `server/discover`; modern if it answers with a modern version.
+    Auto,
+    /// Initialize every pool child (2025-x) and translate.
+    Legacy,
+    /// Speak 2026-07-28 to every pool child directly.
+    Modern,
+}
+
 /// How callers prove who they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AuthMode {
@@ -129,6 +140,43 @@ pub struct Flags {
     /// Most child processes at once (session scope: one per session).
     #[arg(long, env = "MAX_CHILDREN", default_value_t = 256)]
     pub max_children: usize,
+
+    /// Sessionless (2026-07-28) requests: most children one identity's pool grows to under load.
+    #[arg(long, env = "POOL_MAX_CHILDREN_PER_IDENTITY", default_value_t = 4)]
+    pub pool_max_children_per_identity: usize,
+
+    /// Sessionless requests in flight on one pool child before the pool starts another.
+    #[arg(long, env = "POOL_CALLS_PER_CHILD", default_value_t = 32)]
+    pub pool_calls_per_child: usize,
+
+    /// A pool child with nothing in flight for this long is ended (seconds).
+    #[arg(long, env = "POOL_IDLE_TTL_SECS", default_value_t = 300)]
+    pub pool_idle_ttl_secs: u64,
+
+    /// The era pool children are spoken to in: auto (probe with server/discover), legacy, modern.
+    #[arg(long, env = "CHILD_ERA", value_enum, default_value_t = ChildEra::Auto)]
+    pub child_era: ChildEra,
+
+    /// How long a call waiting for `inputResponses` (MRTR) is kept for the client's retry (seconds).
+    #[arg(long, env = "MRTR_STATE_TTL_SECS", default_value_t = 300)]
+    pub mrtr_state_ttl_secs: u64,
+
+    /// Calls waiting for `inputResponses` one identity may have at once; the oldest is cancelled.
+    #[arg(long, env = "MRTR_MAX_PENDING_PER_IDENTITY", default_value_t = 16)]
+    pub mrtr_max_pending_per_identity: usize,
+
+    /// After a child's first request to the client, how long the gateway waits for more before
+    /// it answers `input_required` with all of them (milliseconds).
+    #[arg(long, env = "MRTR_GATHER_MS", default_value_t = 25)]
+    pub mrtr_gather_ms: u64,
+
+    /// `ttlMs` put on cacheable results (discover, lists, resources/read) the child gave none for.
+    #[arg(long, env = "CACHE_TTL_MS", default_value_t = 0)]
+    pub cache_ttl_ms: u64,
+
+    /// Subscription streams (`subscriptions/listen`) open at once per identity.
+    #[arg(long, env = "MAX_LISTEN_STREAMS_PER_IDENTITY", default_value_t = 8)]
+    pub max_listen_streams_per_identity: usize,
 
     /// Most requests in flight on one session; beyond it 503 with Retry-After.
     #[arg(long, env = "MAX_INFLIGHT_PER_SESSION", default_value_t = 256)]
@@ -427,6 +475,21 @@ impl Flags {
             ("SSE_PENDING_EVENTS", self.sse_pending_events as u64),
             ("SSE_REPLAY_BYTES", self.sse_replay_bytes as u64),
             ("CHILD_START_TIMEOUT_SECS", self.child_start_timeout_secs),
+            (
+                "POOL_MAX_CHILDREN_PER_IDENTITY",
+                self.pool_max_children_per_identity as u64,
+            ),
+            ("POOL_CALLS_PER_CHILD", self.pool_calls_per_child as u64),
+            ("POOL_IDLE_TTL_SECS", self.pool_idle_ttl_secs),
+            ("MRTR_STATE_TTL_SECS", self.mrtr_state_ttl_secs),
+            (
+                "MRTR_MAX_PENDING_PER_IDENTITY",
+                self.mrtr_max_pending_per_identity as u64,
+            ),
+            (
+                "MAX_LISTEN_STREAMS_PER_IDENTITY",
+                self.max_listen_streams_per_identity as u64,
+            ),
             ("READY_CODA_FRESHNESS_SECS", self.ready_coda_freshness_secs),
             (
                 "CHILD_STDERR_LINES_PER_SEC",
@@ -792,6 +855,17 @@ impl Flags {
                 start_timeout: secs(self.child_start_timeout_secs),
                 stderr_lines_per_sec: self.child_stderr_lines_per_sec,
             },
+            modern: ModernSettings {
+                pool_max_per_identity: self.pool_max_children_per_identity,
+                pool_calls_per_child: self.pool_calls_per_child,
+                pool_idle_ttl: secs(self.pool_idle_ttl_secs),
+                child_era: self.child_era,
+                mrtr_state_ttl: secs(self.mrtr_state_ttl_secs),
+                mrtr_max_pending: self.mrtr_max_pending_per_identity,
+                mrtr_gather: Duration::from_millis(self.mrtr_gather_ms),
+                cache_ttl_ms: self.cache_ttl_ms,
+                max_listen_streams: self.max_listen_streams_per_identity,
+            },
             sse: SseSettings {
                 keepalive: secs(self.sse_keepalive_secs),
                 replay_events: self.sse_replay_events,
@@ -834,6 +908,7 @@ pub struct Config {
     pub http: HttpSettings,
     pub sessions: SessionSettings,
     pub children: ChildSettings,
+    pub modern: ModernSettings,
     pub sse: SseSettings,
     pub auth: AuthSettings,
     pub rate_limits: RateLimitSettings,
@@ -945,6 +1020,29 @@ pub struct ChildSettings {
     pub start_timeout: Duration,
     /// CHILD_STDERR_LINES_PER_SEC.
     pub stderr_lines_per_sec: u32,
+}
+
+/// The sessionless 2026-07-28 era: the per-identity child pool, MRTR, caching hints.
+#[derive(Clone, Debug)]
+pub struct ModernSettings {
+    /// POOL_MAX_CHILDREN_PER_IDENTITY.
+    pub pool_max_per_identity: usize,
+    /// POOL_CALLS_PER_CHILD.
+    pub pool_calls_per_child: usize,
+    /// POOL_IDLE_TTL_SECS.
+    pub pool_idle_ttl: Duration,
+    /// CHILD_ERA.
+    pub child_era: ChildEra,
+    /// MRTR_STATE_TTL_SECS.
+    pub mrtr_state_ttl: Duration,
+    /// MRTR_MAX_PENDING_PER_IDENTITY.
+    pub mrtr_max_pending: usize,
+    /// MRTR_GATHER_MS.
+    pub mrtr_gather: Duration,
+    /// CACHE_TTL_MS.
+    pub cache_ttl_ms: u64,
+    /// MAX_LISTEN_STREAMS_PER_IDENTITY.
+    pub max_listen_streams: usize,
 }
 
 /// SSE streams: keep-alives and what is kept for `Last-Event-ID`.

@@ -8,7 +8,16 @@ use serde_json::{json, Map, Value};
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
+/// 2026-07-28: a mirrored header is missing or does not match the body.
+pub const HEADER_MISMATCH: i64 = -32020;
+/// 2026-07-28: the request needs a client capability the client did not declare.
+pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+/// 2026-07-28: the requested protocol version is not served.
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// 2025-x resource not found; 2026-07-28 uses INVALID_PARAMS instead.
+pub const LEGACY_RESOURCE_NOT_FOUND: i64 = -32002;
 /// Transport-level errors (SDK convention, "implementation-defined" in the spec).
 pub const TRANSPORT_ERROR: i64 = -32000;
 /// Session not found (SDK convention).

@@ -40,6 +40,8 @@ use tokio::sync::watch;
 use crate::app::AppState;
 use crate::audit::{Audit, Event, EventType, Sink};
 use crate::config::{AuthMode, ChildScope, Config};
+use crate::core::mrtr::ParkedCalls;
+use crate::core::pool::Pool;
 use crate::core::session::{short, EndReason, Limits, SessionStore};
 use crate::core::spawner::{self, Spawner};
 use crate::edge::origin::OriginPolicy;
@@ -164,12 +166,24 @@ pub async fn serve(
         identity_limit: RateLimiter::new(limits.identity_per_min, minute, limits.max_keys),
         proxies: config.http.trusted_proxies.clone(),
         bodies: app::body_permits(&config.http),
+        pool: Pool::new(
+            config.modern.clone(),
+            config.children.scope,
+            config.children.start_timeout,
+            audit.clone(),
+        ),
+        parked: Arc::new(ParkedCalls::new(
+            config.modern.mrtr_state_ttl,
+            config.modern.mrtr_max_pending,
+        )),
         config,
     });
     if state.config.children.scope == ChildScope::Shared {
         start_shared_child(&state).await?;
     }
     tokio::spawn(store.clone().run_reaper(stop_rx.clone()));
+    tokio::spawn(state.pool.clone().run_reaper(stop_rx.clone()));
+    tokio::spawn(sweep_parked(state.parked.clone(), stop_rx.clone()));
 
     let app = edge::app(state.clone());
     // Our own accept loop: header, idle and body timeouts and a connection cap, so slow clients
@@ -202,10 +216,25 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     state.store.end_all(EndReason::Shutdown).await;
+    state.parked.sweep_all();
+    state.pool.end_all().await;
     state.spawner.end_shared().await;
     audit.flush(Duration::from_secs(2)).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Lets go of MRTR calls whose client never came back (MRTR_STATE_TTL_SECS).
+async fn sweep_parked(
+    parked: Arc<ParkedCalls>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => { parked.sweep(); }
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Audit events for sessions that end (CHILD_EXIT is written where the exit is seen).

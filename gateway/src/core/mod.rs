@@ -5,7 +5,10 @@
 //! [`spawner`] and [`open`]); the edge never does.
 
 pub mod channel;
+pub mod modern;
+pub mod mrtr;
 pub mod open;
+pub mod pool;
 pub mod replay;
 pub mod router;
 pub mod session;

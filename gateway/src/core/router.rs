@@ -76,6 +76,9 @@ impl From<ChildGone> for RouteError {
     }
 }
 
+/// The `_meta` member that ties a notification to a `subscriptions/listen` call (2026-07-28).
+const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+
 /// The error every waiter gets when the child dies: no internal detail, and what to do.
 const CHILD_EXIT_MESSAGE: &str =
     "The MCP server process ended unexpectedly; this session is over. Start a new session.";
@@ -259,6 +262,35 @@ impl Router {
         let _ = self.child.send(jsonrpc::to_bytes(&cancel)).await;
     }
 
+    /// Cancels a call the client gave up on (a modern client closed its response stream): the
+    /// client gets nothing more, the child gets `notifications/cancelled`.
+    pub async fn cancel(&self, upstream_id: u64, reason: &str) {
+        let Some(pending) = self.lock().pending.remove(&upstream_id) else {
+            return;
+        };
+        record(&pending, "cancelled");
+        pending.stream.finish();
+        let cancel = json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": { "requestId": upstream_id, "reason": reason },
+        });
+        let _ = self.child.send(jsonrpc::to_bytes(&cancel)).await;
+    }
+
+    /// The child's own id of a request it sent, by the `gw-N` id the client sees.
+    pub fn server_request_origin(&self, key: &str) -> Option<Value> {
+        self.lock()
+            .server_requests
+            .get(key)
+            .map(|r| r.child_id.clone())
+    }
+
+    /// Whether a call is still waiting for the child.
+    pub fn is_pending(&self, upstream_id: u64) -> bool {
+        self.lock().pending.contains_key(&upstream_id)
+    }
+
     /// Drops every call and server request of a session that ended.
     pub fn forget(&self, channel_key: u64) {
         let mut state = self.lock();
@@ -420,6 +452,27 @@ impl Router {
     fn route_notification(&self, message: &mut Map<String, Value>, method: &str) {
         let target = {
             let state = self.lock();
+            // A 2026-07-28 child tags what belongs to a `subscriptions/listen` call with that
+            // call's id: ours, so it is put back to the client's.
+            let subscription = message
+                .get("params")
+                .and_then(|p| p.get("_meta"))
+                .and_then(|m| m.get(SUBSCRIPTION_ID))
+                .and_then(Value::as_u64)
+                .and_then(|id| state.pending.get(&id));
+            if let Some(call) = subscription {
+                if let Some(meta) = message
+                    .get_mut("params")
+                    .and_then(|p| p.get_mut("_meta"))
+                    .and_then(Value::as_object_mut)
+                {
+                    meta.insert(SUBSCRIPTION_ID.into(), call.client_id.clone());
+                }
+                let stream = call.stream.clone();
+                drop(state);
+                stream.push(jsonrpc::map_to_bytes(message), false);
+                return;
+            }
             match method {
                 "notifications/progress" => {
                     let token = message

@@ -156,8 +156,9 @@ impl Spawner {
         Ok(shared)
     }
 
-    /// The gateway's own `initialize` + `notifications/initialized` on a shared child.
-    async fn initialize(
+    /// The gateway's own `initialize` + `notifications/initialized` on a child it serves several
+    /// callers through (the shared child, a sessionless pool child).
+    pub async fn initialize(
         &self,
         router: &Arc<Router>,
         channel: &Arc<Channel>,

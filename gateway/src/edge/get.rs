@@ -19,12 +19,31 @@ use crate::core::session::{short, EndReason};
 use crate::core::stream::parse_event_id;
 use crate::jsonrpc;
 
+/// A 2026-07-28 client (its version header, no session) has no GET stream and nothing to DELETE:
+/// 405, as the revision asks of servers for legacy-only traffic.
+fn modern_client(request_headers: &HeaderMap) -> Option<Reject> {
+    let modern = headers::text(request_headers, headers::PROTOCOL_VERSION)
+        .is_some_and(crate::protocol::is_modern)
+        && !request_headers.contains_key(headers::SESSION_ID);
+    modern.then(|| {
+        Reject::client(
+            StatusCode::METHOD_NOT_ALLOWED,
+            jsonrpc::TRANSPORT_ERROR,
+            "Method Not Allowed: protocol version 2026-07-28 has no GET stream or session to delete; POST requests (subscriptions/listen for notifications)",
+        )
+        .header(axum::http::header::ALLOW, "POST")
+    })
+}
+
 pub async fn stream(
     State(state): State<Arc<AppState>>,
     Extension(request_id): Extension<RequestId>,
     Extension(caller): Extension<Caller>,
     request_headers: HeaderMap,
 ) -> Response {
+    if let Some(reject) = modern_client(&request_headers) {
+        return reject.request_id(&request_id.0).into_response();
+    }
     match open_stream(&state, &request_headers, &caller, &request_id.0).await {
         Ok(response) => response,
         Err(reject) => reject.request_id(&request_id.0).into_response(),
@@ -112,6 +131,9 @@ pub async fn delete(
     Extension(caller): Extension<Caller>,
     request_headers: HeaderMap,
 ) -> Response {
+    if let Some(reject) = modern_client(&request_headers) {
+        return reject.request_id(&request_id.0).into_response();
+    }
     let session = match lookup_session(&state, &request_headers, &caller, &request_id.0).await {
         Ok(session) => session,
         Err(reject) => return reject.request_id(&request_id.0).into_response(),

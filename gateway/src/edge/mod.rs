@@ -7,6 +7,7 @@ mod discovery;
 mod get;
 pub(crate) mod headers;
 mod health;
+mod modern;
 #[cfg(test)]
 mod no_process_tests;
 pub mod origin;

@@ -4,7 +4,7 @@
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::jsonrpc;
 
@@ -43,6 +43,9 @@ pub struct Inner {
     pub id: Option<Value>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub request_id: Option<String>,
+    /// Members added to `error.data` beside `fault` and `requestId` (what the spec asks for,
+    /// such as `supported` and `requested` for an unsupported version).
+    pub data: Map<String, Value>,
 }
 
 impl Reject {
@@ -55,11 +58,28 @@ impl Reject {
             id: Some(Value::Null),
             headers: Vec::new(),
             request_id: None,
+            data: Map::new(),
         }))
     }
 
     pub fn client(status: StatusCode, code: i64, message: impl Into<String>) -> Reject {
         Reject::new(status, code, Fault::Client, message)
+    }
+
+    /// Echoes the request's JSON-RPC id (the default is `null`).
+    pub fn with_id(mut self, id: &Value) -> Reject {
+        self.0.id = Some(id.clone());
+        self
+    }
+
+    /// Adds a member to `error.data`.
+    pub fn data(mut self, name: &str, value: Value) -> Reject {
+        self.0.data.insert(name.to_string(), value);
+        self
+    }
+
+    pub fn code(&self) -> i64 {
+        self.0.code
     }
 
     pub fn without_id(mut self) -> Reject {
@@ -110,22 +130,37 @@ impl Reject {
     }
 }
 
-impl IntoResponse for Reject {
-    fn into_response(self) -> Response {
+impl Reject {
+    /// The JSON-RPC error body alone (for an answer already streaming).
+    pub fn body(self) -> bytes::Bytes {
+        self.into_parts().2
+    }
+
+    fn into_parts(self) -> (StatusCode, Vec<(HeaderName, HeaderValue)>, bytes::Bytes) {
         let this = *self.0;
         let mut data = json!({ "fault": this.fault.as_str() });
         if let Some(request_id) = &this.request_id {
             data["requestId"] = json!(request_id);
         }
+        for (name, value) in this.data {
+            data[name] = value;
+        }
         let body = jsonrpc::error_body(this.id.as_ref(), this.code, &this.message, Some(data));
+        (this.status, this.headers, jsonrpc::to_bytes(&body))
+    }
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        let (status, extra, body) = self.into_parts();
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        for (name, value) in this.headers {
+        for (name, value) in extra {
             headers.append(name, value);
         }
-        (this.status, headers, jsonrpc::to_bytes(&body)).into_response()
+        (status, headers, body).into_response()
     }
 }

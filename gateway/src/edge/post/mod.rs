@@ -118,6 +118,13 @@ async fn single(
     message: Map<String, Value>,
 ) -> Result<Response> {
     let kind = classify(&message)?;
+    if super::modern::check::is_modern(request_headers, &message, &kind) {
+        let asking = super::modern::Asking {
+            caller: &context.caller,
+            wants: context.wants,
+        };
+        return super::modern::handle(state, &asking, request_headers, message, kind).await;
+    }
     if let Kind::Request { method, id } = &kind {
         if method == "initialize" {
             return initialize::initialize(state, request_headers, context, message, id.clone())

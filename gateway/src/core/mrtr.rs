@@ -1,0 +1,288 @@
+//! Calls waiting for the client's `inputResponses` (MRTR, 2026-07-28), and the `requestState`
+//! that lets the client's retry find its call again.
+//!
+//! A legacy child that asks the client something mid-call is still running that call: it waits
+//! for the answer on stdio. The gateway answers the client `input_required` and keeps the call
+//! here; the retry names it through `requestState`, an HMAC-SHA256-sealed token (a key made at
+//! startup) binding the parked call to the caller (subject and token), the method and a digest of
+//! the request's parameters. A tampered, foreign or mismatched state is refused; a valid state
+//! whose call is no longer kept (expired, evicted, gateway restarted) is simply run again, and
+//! the child's questions are then answered from the retry's `inputResponses`.
+//!
+//! Bounded: MRTR_STATE_TTL_SECS per call, MRTR_MAX_PENDING_PER_IDENTITY per caller (the oldest
+//! is cancelled for a new one). A call let go is dropped, which cancels it on the child.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::modern::{InputRequest, ModernCall};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A call waiting for the client.
+pub struct Parked {
+    pub call: ModernCall,
+    /// The child's requests still unanswered.
+    pub waiting: Vec<InputRequest>,
+    owner: String,
+    expires: Instant,
+}
+
+/// Why a `requestState` was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("requestState is malformed or its integrity check failed")]
+    Tampered,
+    #[error("requestState belongs to another caller")]
+    Foreign,
+    #[error("requestState was issued for another request (method or parameters differ)")]
+    OtherRequest,
+}
+
+pub struct ParkedCalls {
+    calls: Mutex<HashMap<u64, Parked>>,
+    next_id: AtomicU64,
+    key: [u8; 32],
+    ttl: Duration,
+    max_per_owner: usize,
+}
+
+/// What identifies the request a state was issued for: the method and its parameters without
+/// `_meta`, `inputResponses` and `requestState` (which legitimately change on a retry).
+pub fn request_digest(method: &str, params: Option<&Map<String, Value>>) -> [u8; 32] {
+    let mut salient = params.cloned().unwrap_or_default();
+    for volatile in ["_meta", "inputResponses", "requestState"] {
+        salient.remove(volatile);
+    }
+    let mut hash = Sha256::new();
+    hash.update(method.as_bytes());
+    hash.update([0]);
+    hash.update(serde_json::to_vec(&salient).unwrap_or_default());
+    hash.finalize().into()
+}
+
+impl ParkedCalls {
+    pub fn new(ttl: Duration, max_per_owner: usize) -> ParkedCalls {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        ParkedCalls {
+            calls: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            key,
+            ttl,
+            max_per_owner: max_per_owner.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Parked>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps `call` for the retry; returns the `requestState` that names it.
+    pub fn park(
+        &self,
+        call: ModernCall,
+        waiting: Vec<InputRequest>,
+        owner: &str,
+        method: &str,
+        digest: [u8; 32],
+    ) -> String {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let released = {
+            let mut calls = self.lock();
+            let mut released: Vec<Parked> = Vec::new();
+            let expired: Vec<u64> = calls
+                .iter()
+                .filter(|(_, p)| p.expires <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            released.extend(expired.iter().filter_map(|id| calls.remove(id)));
+            let mut mine: Vec<(u64, Instant)> = calls
+                .iter()
+                .filter(|(_, p)| p.owner == owner)
+                .map(|(id, p)| (*id, p.expires))
+                .collect();
+            mine.sort_by_key(|(_, expires)| *expires);
+            let over = (mine.len() + 1).saturating_sub(self.max_per_owner);
+            released.extend(mine.iter().take(over).filter_map(|(id, _)| calls.remove(id)));
+            calls.insert(
+                id,
+                Parked {
+                    call,
+                    waiting,
+                    owner: owner.to_string(),
+                    expires: now + self.ttl,
+                },
+            );
+            released
+        };
+        // Dropped outside the lock: each cancels its call on the child.
+        drop(released);
+        self.seal(id, owner, method, &digest)
+    }
+
+    /// The parked call a retry's `requestState` names, if it is still kept. `Ok(None)`: the state
+    /// is genuine but its call is gone (run the request again).
+    pub fn take(
+        &self,
+        state: &str,
+        owner: &str,
+        method: &str,
+        digest: &[u8; 32],
+    ) -> Result<Option<Parked>, StateError> {
+        let id = self.open(state, owner, method, digest)?;
+        let parked = self.lock().remove(&id);
+        Ok(parked.filter(|p| p.expires > Instant::now()))
+    }
+
+    /// Lets go of expired calls (each is cancelled on its child).
+    pub fn sweep(&self) -> usize {
+        let now = Instant::now();
+        let released: Vec<Parked> = {
+            let mut calls = self.lock();
+            let expired: Vec<u64> = calls
+                .iter()
+                .filter(|(_, p)| p.expires <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            expired.iter().filter_map(|id| calls.remove(id)).collect()
+        };
+        released.len()
+    }
+
+    /// Lets go of every call (shutdown).
+    pub fn sweep_all(&self) {
+        let released: Vec<Parked> = self.lock().drain().map(|(_, p)| p).collect();
+        drop(released);
+    }
+
+    fn mac(&self, payload: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(payload);
+        mac
+    }
+
+    fn seal(&self, id: u64, owner: &str, method: &str, digest: &[u8; 32]) -> String {
+        let payload = json!({ "i": id, "o": owner, "m": method, "d": hex::encode(digest) });
+        let payload = serde_json::to_vec(&payload).unwrap_or_default();
+        let tag = self.mac(&payload).finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    fn open(
+        &self,
+        state: &str,
+        owner: &str,
+        method: &str,
+        digest: &[u8; 32],
+    ) -> Result<u64, StateError> {
+        let (payload, tag) = state.split_once('.').ok_or(StateError::Tampered)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| StateError::Tampered)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| StateError::Tampered)?;
+        self.mac(&payload)
+            .verify_slice(&tag)
+            .map_err(|_| StateError::Tampered)?;
+        let payload: Value = serde_json::from_slice(&payload).map_err(|_| StateError::Tampered)?;
+        if payload["o"].as_str() != Some(owner) {
+            return Err(StateError::Foreign);
+        }
+        if payload["m"].as_str() != Some(method)
+            || payload["d"].as_str() != Some(hex::encode(digest).as_str())
+        {
+            return Err(StateError::OtherRequest);
+        }
+        payload["i"].as_u64().ok_or(StateError::Tampered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_bind_caller_method_and_parameters() {
+        let parked = ParkedCalls::new(Duration::from_secs(60), 4);
+        let params: Map<String, Value> =
+            serde_json::from_value(json!({"name": "t", "arguments": {"a": 1}})).unwrap();
+        let digest = request_digest("tools/call", Some(&params));
+        let state = parked.seal(7, "alice", "tools/call", &digest);
+        assert_eq!(parked.open(&state, "alice", "tools/call", &digest), Ok(7));
+        assert_eq!(
+            parked.open(&state, "bob", "tools/call", &digest),
+            Err(StateError::Foreign)
+        );
+        assert_eq!(
+            parked.open(&state, "alice", "prompts/get", &digest),
+            Err(StateError::OtherRequest)
+        );
+        let mut other: Map<String, Value> = params.clone();
+        other.insert("arguments".into(), json!({"a": 2}));
+        assert_eq!(
+            parked.open(
+                &state,
+                "alice",
+                "tools/call",
+                &request_digest("tools/call", Some(&other))
+            ),
+            Err(StateError::OtherRequest)
+        );
+        for tampered in [
+            format!("{state}-TAMPERED"),
+            state.replacen('e', "f", 1),
+            "garbage".into(),
+            String::new(),
+        ] {
+            assert_eq!(
+                parked.open(&tampered, "alice", "tools/call", &digest),
+                Err(StateError::Tampered),
+                "{tampered}"
+            );
+        }
+        let another_process = ParkedCalls::new(Duration::from_secs(60), 4);
+        assert_eq!(
+            another_process.open(&state, "alice", "tools/call", &digest),
+            Err(StateError::Tampered)
+        );
+    }
+
+    #[test]
+    fn a_retry_may_change_meta_and_input_responses() {
+        let first: Map<String, Value> =
+            serde_json::from_value(json!({"name": "t", "_meta": {"x": 1}})).unwrap();
+        let retry: Map<String, Value> = serde_json::from_value(
+            json!({"name": "t", "_meta": {"x": 2}, "inputResponses": {"k": {}}, "requestState": "s"}),
+        )
+        .unwrap();
+        assert_eq!(
+            request_digest("tools/call", Some(&first)),
+            request_digest("tools/call", Some(&retry))
+        );
+    }
+}
