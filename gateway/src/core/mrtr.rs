@@ -35,6 +35,7 @@ pub struct Parked {
     /// The child's requests still unanswered.
     pub waiting: Vec<InputRequest>,
     owner: String,
+    digest: [u8; 32],
     expires: Instant,
 }
 
@@ -130,6 +131,7 @@ impl ParkedCalls {
                     call,
                     waiting,
                     owner: owner.to_string(),
+                    digest,
                     expires: now + self.ttl,
                 },
             );
@@ -152,6 +154,19 @@ impl ParkedCalls {
         let id = self.open(state, owner, method, digest)?;
         let parked = self.lock().remove(&id);
         Ok(parked.filter(|p| p.expires > Instant::now()))
+    }
+
+    /// Takes the caller's parked calls of the same request: a fresh attempt (no `requestState`)
+    /// supersedes them, and the caller cancels them before it starts, so the child is not left
+    /// holding questions nobody will answer.
+    pub fn supersede(&self, owner: &str, digest: &[u8; 32]) -> Vec<Parked> {
+        let mut calls = self.lock();
+        let same: Vec<u64> = calls
+            .iter()
+            .filter(|(_, p)| p.owner == owner && &p.digest == digest)
+            .map(|(id, _)| *id)
+            .collect();
+        same.iter().filter_map(|id| calls.remove(id)).collect()
     }
 
     /// Lets go of expired calls (each is cancelled on its child).

@@ -83,6 +83,14 @@ pub async fn call(
             }
         },
         None => {
+            if mrtr {
+                for mut stale in state.parked.supersede(&owner, &digest) {
+                    stale
+                        .call
+                        .cancel("The client started the request again")
+                        .await;
+                }
+            }
             let lease = lease(state, asking.caller).await?;
             if lease.worker.era == Era::Legacy {
                 strip_era_fields(&mut message);
