@@ -161,10 +161,19 @@ else
     [ -z "${CONFORMANCE_URL:-}" ] && stop_gateway
 
     # Every check that is not SUCCESS/INFO, with its message, from the checks.json files.
+    # report DIR [REQUIREMENTS_YAML]: the requirements file's `not_scored` scenarios (which the
+    # suite runs but does not count) are marked as such.
     report() {
-        node - "$1" <<'EOF'
+        node - "$@" <<'EOF'
 const fs = require("fs"), path = require("path");
 const dir = process.argv[2];
+const notScored = {};
+if (process.argv[3]) {
+  // `- scenario: NAME` then `reason: WHY` lines of the `not_scored:` list.
+  const text = fs.readFileSync(process.argv[3], "utf8");
+  const list = text.slice(text.indexOf("\nnot_scored:"));
+  for (const m of list.matchAll(/-\s*scenario:\s*(\S+)[^-]*?reason:\s*(\S+)/g)) notScored[m[1]] = m[2];
+}
 const counts = {};
 const notable = [];
 for (const sub of fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []) {
@@ -174,7 +183,8 @@ for (const sub of fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []) {
   for (const c of JSON.parse(fs.readFileSync(file, "utf8"))) {
     counts[c.status] = (counts[c.status] || 0) + 1;
     if (c.status === "FAILURE" || c.status === "WARNING" || c.status === "SKIPPED") {
-      notable.push(`    ${c.status} ${scenario} / ${c.id}: ${c.errorMessage || c.description}`);
+      const mark = notScored[scenario] ? ` (not scored: ${notScored[scenario]})` : "";
+      notable.push(`    ${c.status}${mark} ${scenario} / ${c.id}: ${c.errorMessage || c.description}`);
     }
   }
   const scored = JSON.parse(fs.readFileSync(file, "utf8")).filter((c) => c.status !== "INFO");
@@ -189,7 +199,13 @@ EOF
     echo "conformance summary (${url}, auth off; results in $out):"
     for name in active-0.1.16 requirements-2025-11-25-alpha.12 requirements-2026-07-28-alpha.12; do
         echo "  $name: ${status[$name]}"
-        report "$out/$name"
+        requirements=()
+        case "$name" in
+        requirements-*-alpha.12)
+            requirements=("$here/node_modules/conformance-alpha/requirements/$(echo "$name" | cut -d- -f2-4).yaml")
+            ;;
+        esac
+        report "$out/$name" "${requirements[@]}"
         [ "${status[$name]}" = PASS ] || failed=1
     done
 fi
