@@ -82,6 +82,15 @@ impl Reject {
         self.0.code
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.0.status
+    }
+
+    /// A member added to `error.data` with [`Reject::data`].
+    pub fn data_of(&self, name: &str) -> Option<&Value> {
+        self.0.data.get(name)
+    }
+
     pub fn without_id(mut self) -> Reject {
         self.0.id = None;
         self

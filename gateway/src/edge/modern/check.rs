@@ -330,7 +330,7 @@ mod tests {
     fn code_of(result: Result<ModernRequest, Reject>) -> (i64, Option<StatusCode>) {
         match result {
             Ok(_) => (0, None),
-            Err(reject) => (reject.code(), Some(reject.0.status)),
+            Err(reject) => (reject.code(), Some(reject.status())),
         }
     }
 
@@ -427,8 +427,8 @@ mod tests {
         ]);
         let reject = check(&h, &v999, "server/discover").unwrap_err();
         assert_eq!(reject.code(), -32022);
-        assert_eq!(reject.0.data["supported"], json!(["2026-07-28"]));
-        assert_eq!(reject.0.data["requested"], json!("v999.0.0"));
+        assert_eq!(reject.data_of("supported"), Some(&json!(["2026-07-28"])));
+        assert_eq!(reject.data_of("requested"), Some(&json!("v999.0.0")));
         // The header is checked first: a body claiming v999 under a 2026 header is a mismatch.
         let h = headers(&[
             ("mcp-protocol-version", "2026-07-28"),
