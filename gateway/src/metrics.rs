@@ -122,6 +122,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
 pub struct Gauges {
     pub sessions_active: usize,
     pub children_active: usize,
+    /// Identities with sessionless (2026-07-28) children, and those children.
+    pub pool_identities: usize,
+    pub pool_children: usize,
+    /// Sessionless calls waiting for the client's `inputResponses`.
+    pub mrtr_pending: usize,
     pub draining: bool,
 }
 
@@ -148,7 +153,7 @@ impl Metrics {
         );
         self.http_duration
             .render(&mut out, "mcp_gateway_http_request_duration_seconds");
-        help(&mut out, "mcp_gateway_jsonrpc_calls_total", "counter", "JSON-RPC requests forwarded to children, by method and outcome (result, error, timeout, child_exit, cancelled).");
+        help(&mut out, "mcp_gateway_jsonrpc_calls_total", "counter", "JSON-RPC requests forwarded to children, by method, outcome (result, error, timeout, child_exit, cancelled) and era (legacy: a session; 2026-07-28: sessionless).");
         self.rpc_calls
             .render(&mut out, "mcp_gateway_jsonrpc_calls_total");
         help(
@@ -225,6 +230,26 @@ impl Metrics {
             "mcp_gateway_children_active {}",
             gauges.children_active
         );
+        for (name, text, value) in [
+            (
+                "mcp_gateway_pool_identities",
+                "Identities with sessionless (2026-07-28) children now.",
+                gauges.pool_identities,
+            ),
+            (
+                "mcp_gateway_pool_children",
+                "Sessionless (2026-07-28) child processes running now (within children_active).",
+                gauges.pool_children,
+            ),
+            (
+                "mcp_gateway_mrtr_pending",
+                "Sessionless calls waiting for the client's inputResponses (MRTR).",
+                gauges.mrtr_pending,
+            ),
+        ] {
+            help(&mut out, name, "gauge", text);
+            let _ = writeln!(out, "{name} {value}");
+        }
         help(
             &mut out,
             "mcp_gateway_children_spawned_total",
@@ -276,9 +301,11 @@ impl Metrics {
 
 /// A JSON-RPC method as a label: the MCP methods by name, anything else as `other`.
 pub fn method_label(method: &str) -> &'static str {
-    const KNOWN: [&str; 20] = [
+    const KNOWN: [&str; 22] = [
         "initialize",
         "ping",
+        "server/discover",
+        "subscriptions/listen",
         "tools/list",
         "tools/call",
         "resources/list",
@@ -341,6 +368,9 @@ mod tests {
         let text = metrics.render(&Gauges {
             sessions_active: 3,
             children_active: 2,
+            pool_identities: 1,
+            pool_children: 1,
+            mrtr_pending: 0,
             draining: false,
         });
         assert!(text.contains(

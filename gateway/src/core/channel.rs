@@ -46,6 +46,8 @@ impl BufferLimits {
 pub struct Channel {
     /// Internal key of the session (not its public id).
     pub key: u64,
+    /// The era its calls are counted under in metrics (a session's, or sessionless).
+    era: std::sync::OnceLock<&'static str>,
     pub standalone: Arc<EventStream>,
     /// Highest standalone seq written to some GET connection: a new GET without
     /// `Last-Event-ID` starts after it instead of replaying what was already delivered.
@@ -76,6 +78,7 @@ impl Channel {
         } = limits;
         Channel {
             key,
+            era: std::sync::OnceLock::new(),
             standalone: Arc::new(EventStream::bounded(
                 STANDALONE,
                 pending_events,
@@ -93,6 +96,16 @@ impl Channel {
                 capacity: retained_streams.max(1),
             }),
         }
+    }
+
+    /// Counts this channel's calls as sessionless (2026-07-28) ones.
+    pub fn mark_modern(&self) {
+        let _ = self.era.set(crate::protocol::MODERN[0]);
+    }
+
+    /// `legacy` (a session's channel) or the modern revision.
+    pub fn era(&self) -> &'static str {
+        self.era.get().copied().unwrap_or("legacy")
     }
 
     /// A new stream for one request (or a batch expecting `finals` responses).

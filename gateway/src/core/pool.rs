@@ -252,7 +252,7 @@ impl Pool {
             id,
             router: shared.router,
             // Pool keys count down from the top so they never meet a session's channel key.
-            channel: spawner.new_channel(u64::MAX - id),
+            channel: modern_channel(spawner, id),
             era: Era::Legacy,
             info: shared.init_result,
             owns_child: false,
@@ -333,7 +333,7 @@ impl Pool {
         entry: &Arc<Entry>,
     ) -> Result<(Arc<Router>, Arc<Channel>, u64), SpawnFailure> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let channel = spawner.new_channel(u64::MAX - id);
+        let channel = modern_channel(spawner, id);
         let audit = self.audit.clone();
         let subject = identity.subject.clone();
         let entry = Arc::downgrade(entry);
@@ -413,6 +413,14 @@ impl Pool {
             .map(|w| w.router.child().terminate());
         futures_util::future::join_all(ends).await;
     }
+}
+
+/// A channel for sessionless calls: keyed from the top of the range so it never meets a
+/// session's key on the shared child, and counted under the modern era.
+fn modern_channel(spawner: &Spawner, id: u64) -> Arc<Channel> {
+    let channel = spawner.new_channel(u64::MAX - id);
+    channel.mark_modern();
+    channel
 }
 
 /// The gateway's own `initialize` on a legacy child (declaring sampling, elicitation and roots,

@@ -564,9 +564,11 @@ impl Router {
 }
 
 fn record(call: &PendingCall, outcome: &str) {
-    METRICS
-        .rpc_calls
-        .inc(&[("method", call.method), ("outcome", outcome)]);
+    METRICS.rpc_calls.inc(&[
+        ("method", call.method),
+        ("outcome", outcome),
+        ("era", call.channel.era()),
+    ]);
     METRICS.rpc_duration.observe(call.started.elapsed());
 }
 

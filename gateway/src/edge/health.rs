@@ -67,6 +67,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let gauges = Gauges {
         sessions_active: state.store.len(),
         children_active: state.spawner.children(),
+        pool_identities: state.pool.identities(),
+        pool_children: state.pool.children(),
+        mrtr_pending: state.parked.len(),
         draining: *state.stopping.borrow(),
     };
     (
