@@ -55,6 +55,8 @@ pub struct AppState {
     pub pool: Arc<Pool>,
     /// Sessionless calls waiting for the client's `inputResponses`.
     pub parked: Arc<ParkedCalls>,
+    /// State shared with other replicas (REDIS_URL); None for a single gateway.
+    pub shared: Option<crate::shared::Shared>,
 }
 
 /// The permits of [`AppState::bodies`].

@@ -365,6 +365,24 @@ pub struct Flags {
     #[arg(long, env = "OAUTH_ENCRYPTION_KEY_FILE")]
     pub oauth_encryption_key_file: Option<PathBuf>,
 
+    /// Shared state for several replicas (`redis://[:password@]host:port/db`, `rediss://` for TLS;
+    /// Valkey works too). Unset: every replica keeps its own state in memory and SQLite.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+
+    /// Prefix of every Redis key this deployment writes, so deployments can share one Redis.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "coda-mcp-gateway")]
+    pub redis_prefix: String,
+
+    /// How the other replicas reach this one (`http://10.0.0.5:8080`), for requests of sessions it
+    /// owns. Needed with REDIS_URL.
+    #[arg(long, env = "REPLICA_URL")]
+    pub replica_url: Option<String>,
+
+    /// The secret replicas prove to each other when they forward requests (at least 32 characters).
+    #[arg(long, env = "REPLICA_SECRET", hide_env_values = true)]
+    pub replica_secret: Option<Secret>,
+
     /// SQLite file for OAuth clients, grants and token hashes (created on first run).
     #[arg(
         long,
@@ -896,7 +914,63 @@ impl Flags {
                 max_keys: self.rate_limit_max_keys,
             },
             oauth,
+            replicas: self.replica_settings()?,
         })
+    }
+
+    /// REDIS_URL and what goes with it: REPLICA_URL (http or https, no path) and a REPLICA_SECRET
+    /// of at least 32 characters; none of them without REDIS_URL.
+    fn replica_settings(&self) -> Result<Option<ReplicaSettings>, ConfigError> {
+        let Some(redis_url) = &self.redis_url else {
+            if self.replica_url.is_some() || self.replica_secret.is_some() {
+                return Err(bad(
+                    "REDIS_URL",
+                    "is required with REPLICA_URL or REPLICA_SECRET (replicas share state in Redis)",
+                ));
+            }
+            return Ok(None);
+        };
+        let parsed = url::Url::parse(redis_url.expose())
+            .map_err(|_| bad("REDIS_URL", "must be a redis:// or rediss:// URL"))?;
+        if !matches!(parsed.scheme(), "redis" | "rediss") {
+            return Err(bad("REDIS_URL", "must be a redis:// or rediss:// URL"));
+        }
+        let prefix = self.redis_prefix.trim();
+        if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+            return Err(bad(
+                "REDIS_PREFIX",
+                "must be a non-empty word without spaces",
+            ));
+        }
+        let replica_url = self.replica_url.as_deref().ok_or_else(|| {
+            bad(
+                "REPLICA_URL",
+                "is required with REDIS_URL: how the other replicas reach this one",
+            )
+        })?;
+        let parsed = url::Url::parse(replica_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| bad("REPLICA_URL", "must be an http:// or https:// URL"))?;
+        if parsed.path() != "/" || parsed.query().is_some() {
+            return Err(bad(
+                "REPLICA_URL",
+                "must be a base URL without a path (the gateway adds /mcp)",
+            ));
+        }
+        let secret = self
+            .replica_secret
+            .clone()
+            .ok_or_else(|| bad("REPLICA_SECRET", "is required with REDIS_URL"))?;
+        if secret.expose().len() < 32 {
+            return Err(bad("REPLICA_SECRET", "must be at least 32 characters"));
+        }
+        Ok(Some(ReplicaSettings {
+            redis_url: redis_url.clone(),
+            prefix: prefix.to_string(),
+            replica_url: replica_url.trim_end_matches('/').to_string(),
+            secret,
+        }))
     }
 }
 
@@ -914,6 +988,21 @@ pub struct Config {
     pub rate_limits: RateLimitSettings,
     /// None when sign-in is off (`OAUTH=off`, or `AUTH_MODE=none`).
     pub oauth: Option<OAuthSettings>,
+    /// None without REDIS_URL: the embedded default, one replica.
+    pub replicas: Option<ReplicaSettings>,
+}
+
+/// Several replicas sharing state in Redis (REDIS_URL).
+#[derive(Clone, Debug)]
+pub struct ReplicaSettings {
+    /// REDIS_URL (may hold a password).
+    pub redis_url: Secret,
+    /// REDIS_PREFIX.
+    pub prefix: String,
+    /// REPLICA_URL, normalized without a trailing slash.
+    pub replica_url: String,
+    /// REPLICA_SECRET.
+    pub secret: Secret,
 }
 
 impl Config {
@@ -1129,7 +1218,12 @@ pub struct OAuthSettings {
 
 /// Environment variables that hold the gateway's own secrets: read once at startup, removed
 /// from the gateway's environment, and never handed to a child.
-pub const GATEWAY_SECRETS: [&str; 2] = ["CODA_API_TOKEN", "OAUTH_ENCRYPTION_KEY"];
+pub const GATEWAY_SECRETS: [&str; 4] = [
+    "CODA_API_TOKEN",
+    "OAUTH_ENCRYPTION_KEY",
+    "REDIS_URL",
+    "REPLICA_SECRET",
+];
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: what a shell (and every MCP server) can read back.
 fn is_env_name(name: &str) -> bool {

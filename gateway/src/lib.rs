@@ -25,6 +25,7 @@ pub mod oauth;
 pub mod protocol;
 pub mod ratelimit;
 pub mod server;
+pub mod shared;
 pub mod timefmt;
 pub mod upstream;
 pub mod values;
@@ -150,6 +151,15 @@ pub async fn serve(
         )?),
         None => None,
     };
+    // Replicas: Redis must answer at startup (later trouble is reported by /ready).
+    let shared = match &config.replicas {
+        Some(settings) => Some(
+            shared::Shared::connect(settings)
+                .await
+                .context("REDIS_URL: Redis did not answer")?,
+        ),
+        None => None,
+    };
     let minute = Duration::from_secs(60);
     let limits = config.rate_limits;
     let state = Arc::new(AppState {
@@ -172,6 +182,7 @@ pub async fn serve(
             config.children.start_timeout,
             audit.clone(),
         ),
+        shared,
         parked: Arc::new(ParkedCalls::new(
             config.modern.mrtr_state_ttl,
             config.modern.mrtr_max_pending,
