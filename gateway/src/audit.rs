@@ -23,6 +23,9 @@ pub enum EventType {
     SessionExpired,
     SessionDeleted,
     SessionHijackRejected,
+    /// A 2026-07-28 retry whose `requestState` failed verification (tampered, another caller's,
+    /// or issued for another request).
+    RequestStateRejected,
     ChildExit,
 }
 
@@ -36,6 +39,7 @@ impl EventType {
             EventType::SessionExpired => "SESSION_EXPIRED",
             EventType::SessionDeleted => "SESSION_DELETED",
             EventType::SessionHijackRejected => "SESSION_HIJACK_REJECTED",
+            EventType::RequestStateRejected => "REQUEST_STATE_REJECTED",
             EventType::ChildExit => "CHILD_EXIT",
         }
     }

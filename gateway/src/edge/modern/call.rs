@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::super::accept::Wants;
 use super::check::ModernRequest;
 use super::{lease, shape, strip_era_fields, AppState, Asking, Result};
+use crate::audit::{Event, EventType};
 use crate::core::modern::{Asked, InputRequest, ModernCall, Outbound};
 use crate::core::mrtr::{request_digest, Parked, StateError};
 use crate::core::pool::{owner_key, Era};
@@ -72,7 +73,15 @@ pub async fn call(
         }
         Some(Some(text)) if mrtr => match state.parked.take(&text, &owner, method, &digest) {
             Ok(parked) => parked,
-            Err(refusal) => return Err(state_refused(refusal)),
+            Err(refusal) => {
+                state.audit.emit(
+                    Event::new(EventType::RequestStateRejected)
+                        .identity(&asking.caller.identity.subject)
+                        .token_hash(asking.caller.identity.token_hash.as_deref())
+                        .reason(&refusal.to_string()),
+                );
+                return Err(state_refused(refusal));
+            }
         },
         _ => None,
     };
