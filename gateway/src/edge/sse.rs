@@ -89,7 +89,13 @@ pub fn response_attached(spec: SseSpec, ticket: u64) -> Response {
             .await
             .map(|chunk| (Ok::<Bytes, std::convert::Infallible>(chunk), state))
     });
-    let mut response = Response::new(Body::from_stream(body));
+    event_stream(Body::from_stream(body))
+}
+
+/// A 200 `text/event-stream` response of `body`: not cached, and not buffered by nginx and
+/// similar proxies (`X-Accel-Buffering: no`).
+pub fn event_stream(body: Body) -> Response {
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(

@@ -110,16 +110,7 @@ pub fn stream(rx: mpsc::Receiver<Bytes>, keepalive: Option<Duration>) -> Respons
         };
         next.map(|chunk| (Ok::<Bytes, Infallible>(chunk), (rx, keepalive)))
     });
-    let mut response = Response::new(Body::from_stream(events));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // nginx and similar proxies must not buffer a stream.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    crate::edge::sse::event_stream(Body::from_stream(events))
 }
 
 /// One SSE event carrying a JSON message (no newlines inside compact JSON).
