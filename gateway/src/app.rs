@@ -57,6 +57,8 @@ pub struct AppState {
     pub parked: Arc<ParkedCalls>,
     /// State shared with other replicas (REDIS_URL); None for a single gateway.
     pub shared: Option<crate::shared::Shared>,
+    /// Forwarding to the replica that owns a session (REDIS_URL); None for a single gateway.
+    pub forwarder: Option<crate::edge::forward::Forwarder>,
 }
 
 /// The permits of [`AppState::bodies`].

@@ -383,6 +383,17 @@ pub struct Flags {
     #[arg(long, env = "REPLICA_SECRET", hide_env_values = true)]
     pub replica_secret: Option<Secret>,
 
+    /// How long a session's directory entry (session id -> owning replica) lives in Redis unless
+    /// its owner refreshes it (every third of this); a replica killed without cleanup stops
+    /// owning its sessions after this at most (seconds, 3 to 3600).
+    #[arg(long, env = "REPLICA_DIRECTORY_TTL_SECS", default_value_t = 30)]
+    pub replica_directory_ttl_secs: u64,
+
+    /// How long a replica waits to connect to the owner of a session it forwards to; past it the
+    /// owner is taken as gone and the client gets 404 (milliseconds, 100 to 60000).
+    #[arg(long, env = "REPLICA_CONNECT_TIMEOUT_MS", default_value_t = 2000)]
+    pub replica_connect_timeout_ms: u64,
+
     /// SQLite file for OAuth clients, grants and token hashes (created on first run).
     #[arg(
         long,
@@ -965,11 +976,19 @@ impl Flags {
         if secret.expose().len() < 32 {
             return Err(bad("REPLICA_SECRET", "must be at least 32 characters"));
         }
+        if !(3..=3600).contains(&self.replica_directory_ttl_secs) {
+            return Err(bad("REPLICA_DIRECTORY_TTL_SECS", "must be 3 to 3600"));
+        }
+        if !(100..=60_000).contains(&self.replica_connect_timeout_ms) {
+            return Err(bad("REPLICA_CONNECT_TIMEOUT_MS", "must be 100 to 60000"));
+        }
         Ok(Some(ReplicaSettings {
             redis_url: redis_url.clone(),
             prefix: prefix.to_string(),
             replica_url: replica_url.trim_end_matches('/').to_string(),
             secret,
+            directory_ttl: Duration::from_secs(self.replica_directory_ttl_secs),
+            connect_timeout: Duration::from_millis(self.replica_connect_timeout_ms),
         }))
     }
 }
@@ -1003,6 +1022,10 @@ pub struct ReplicaSettings {
     pub replica_url: String,
     /// REPLICA_SECRET.
     pub secret: Secret,
+    /// REPLICA_DIRECTORY_TTL_SECS.
+    pub directory_ttl: Duration,
+    /// REPLICA_CONNECT_TIMEOUT_MS.
+    pub connect_timeout: Duration,
 }
 
 impl Config {

@@ -99,13 +99,15 @@ pub async fn serve(
             other => format!("cannot open AUDIT_LOG ({other:?})"),
         },
     )?;
+    // Replicas: ended sessions leave the session directory (the receiver runs below).
+    let (ended, ended_rx) = shared::directory::Ended::channel();
     let store = SessionStore::new(
         Limits {
             idle_ttl: config.sessions.idle_ttl,
             max_lifetime: config.sessions.max_lifetime,
             max_sessions: config.sessions.max_sessions,
         },
-        session_end_hook(audit.clone()),
+        session_end_hook(audit.clone(), config.replicas.is_some().then_some(ended)),
     );
     let spawner = Spawner::new(&config.children, &config.sse);
     let operator_credential = config.auth.operator_token.clone();
@@ -160,6 +162,11 @@ pub async fn serve(
         ),
         None => None,
     };
+    let forwarder = match &shared {
+        Some(shared) => edge::forward::Forwarder::new(&config, shared)
+            .context("cannot build the HTTP client for forwarding between replicas")?,
+        None => None,
+    };
     let minute = Duration::from_secs(60);
     let limits = config.rate_limits;
     let state = Arc::new(AppState {
@@ -183,6 +190,7 @@ pub async fn serve(
             audit.clone(),
         ),
         shared,
+        forwarder,
         parked: Arc::new(ParkedCalls::new(
             config.modern.mrtr_state_ttl,
             config.modern.mrtr_max_pending,
@@ -195,6 +203,10 @@ pub async fn serve(
     tokio::spawn(store.clone().run_reaper(stop_rx.clone()));
     tokio::spawn(state.pool.clone().run_reaper(stop_rx.clone()));
     tokio::spawn(sweep_parked(state.parked.clone(), stop_rx.clone()));
+    if let Some(forwarder) = &state.forwarder {
+        let directory = forwarder.directory.clone();
+        tokio::spawn(directory.run(store.clone(), ended_rx, stop_rx.clone()));
+    }
 
     let app = edge::app(state.clone());
     // Our own accept loop: header, idle and body timeouts and a connection cap, so slow clients
@@ -246,8 +258,14 @@ async fn sweep_parked(parked: Arc<ParkedCalls>, mut stop: tokio::sync::watch::Re
 }
 
 /// Audit events for sessions that end (CHILD_EXIT is written where the exit is seen).
-fn session_end_hook(audit: Audit) -> crate::core::session::EndHook {
+fn session_end_hook(
+    audit: Audit,
+    directory: Option<shared::directory::Ended>,
+) -> crate::core::session::EndHook {
     Arc::new(move |session, reason| {
+        if let Some(directory) = &directory {
+            directory.announce(&session.id);
+        }
         let kind = match reason {
             EndReason::Deleted => EventType::SessionDeleted,
             EndReason::IdleExpired | EndReason::LifetimeExpired | EndReason::Evicted => {

@@ -5,6 +5,9 @@
 //! this deployment writes starts with REDIS_PREFIX and has a TTL. Redis trouble is reported by
 //! `/ready`, and state that decides who gets in fails closed (503 with Retry-After), never open.
 
+pub mod credential;
+pub mod directory;
+
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
