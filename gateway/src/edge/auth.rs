@@ -320,6 +320,28 @@ pub fn refusal_reject(refusal: Refusal, base: &str) -> Reject {
 mod tests {
     use super::*;
 
+    /// Redis down is the gateway's fault and says so: 503, Retry-After, Redis named, and the
+    /// same answer whatever the caller sent (nothing about the token or Redis's error).
+    #[tokio::test]
+    async fn shared_state_trouble_is_a_503_naming_redis() {
+        let reject = refusal_reject(Refusal::StateUnavailable { retry_after: 5 }, "");
+        assert_eq!(reject.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = reject.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], jsonrpc::TRANSPORT_ERROR);
+        assert_eq!(body["error"]["data"]["fault"], "gateway");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("Redis"), "{message}");
+        assert_eq!(
+            Refusal::StateUnavailable { retry_after: 5 }.reason(),
+            "shared_state_unavailable"
+        );
+    }
+
     #[test]
     fn bearer_tokens_are_read_strictly() {
         let mut headers = HeaderMap::new();
