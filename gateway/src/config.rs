@@ -926,6 +926,22 @@ impl Flags {
             },
             oauth,
             replicas: self.replica_settings()?,
+            forwarding: self.forwarding_settings()?,
+        })
+    }
+
+    /// How replicas keep the session directory and forward to a session's owner (used only with
+    /// REDIS_URL; checked always, so a typo is caught before it matters).
+    fn forwarding_settings(&self) -> Result<ForwardingSettings, ConfigError> {
+        if !(3..=3600).contains(&self.replica_directory_ttl_secs) {
+            return Err(bad("REPLICA_DIRECTORY_TTL_SECS", "must be 3 to 3600"));
+        }
+        if !(100..=60_000).contains(&self.replica_connect_timeout_ms) {
+            return Err(bad("REPLICA_CONNECT_TIMEOUT_MS", "must be 100 to 60000"));
+        }
+        Ok(ForwardingSettings {
+            directory_ttl: Duration::from_secs(self.replica_directory_ttl_secs),
+            connect_timeout: Duration::from_millis(self.replica_connect_timeout_ms),
         })
     }
 
@@ -976,19 +992,11 @@ impl Flags {
         if secret.expose().len() < 32 {
             return Err(bad("REPLICA_SECRET", "must be at least 32 characters"));
         }
-        if !(3..=3600).contains(&self.replica_directory_ttl_secs) {
-            return Err(bad("REPLICA_DIRECTORY_TTL_SECS", "must be 3 to 3600"));
-        }
-        if !(100..=60_000).contains(&self.replica_connect_timeout_ms) {
-            return Err(bad("REPLICA_CONNECT_TIMEOUT_MS", "must be 100 to 60000"));
-        }
         Ok(Some(ReplicaSettings {
             redis_url: redis_url.clone(),
             prefix: prefix.to_string(),
             replica_url: replica_url.trim_end_matches('/').to_string(),
             secret,
-            directory_ttl: Duration::from_secs(self.replica_directory_ttl_secs),
-            connect_timeout: Duration::from_millis(self.replica_connect_timeout_ms),
         }))
     }
 }
@@ -1009,6 +1017,17 @@ pub struct Config {
     pub oauth: Option<OAuthSettings>,
     /// None without REDIS_URL: the embedded default, one replica.
     pub replicas: Option<ReplicaSettings>,
+    /// The session directory and forwarding between replicas (with REDIS_URL).
+    pub forwarding: ForwardingSettings,
+}
+
+/// REPLICA_DIRECTORY_TTL_SECS and REPLICA_CONNECT_TIMEOUT_MS.
+#[derive(Clone, Copy, Debug)]
+pub struct ForwardingSettings {
+    /// REPLICA_DIRECTORY_TTL_SECS.
+    pub directory_ttl: Duration,
+    /// REPLICA_CONNECT_TIMEOUT_MS.
+    pub connect_timeout: Duration,
 }
 
 /// Several replicas sharing state in Redis (REDIS_URL).
@@ -1022,10 +1041,6 @@ pub struct ReplicaSettings {
     pub replica_url: String,
     /// REPLICA_SECRET.
     pub secret: Secret,
-    /// REPLICA_DIRECTORY_TTL_SECS.
-    pub directory_ttl: Duration,
-    /// REPLICA_CONNECT_TIMEOUT_MS.
-    pub connect_timeout: Duration,
 }
 
 impl Config {

@@ -72,12 +72,12 @@ impl Forwarder {
             .max(config.children.start_timeout)
             .max(config.sse.keepalive);
         let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
+            .connect_timeout(config.forwarding.connect_timeout)
             .read_timeout(silence + Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Some(Forwarder {
-            directory: Directory::new(shared.clone(), settings.directory_ttl),
+            directory: Directory::new(shared.clone(), config.forwarding.directory_ttl),
             client,
             secret: settings.secret.clone(),
             own_url: settings.replica_url.clone(),
