@@ -486,3 +486,99 @@ fn glob_escape(pattern: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key the store writes is under the deployment prefix and has a TTL, whatever
+    /// happened to it: registration, codes (spent, replayed), grants (rotated, replayed,
+    /// revoked, capped) and purge.
+    #[test]
+    fn every_key_has_a_ttl_and_the_prefix() {
+        let Some(redis) = testing::TestRedis::start() else {
+            return;
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let shared = runtime.block_on(redis.shared());
+        let prefix = shared.key(&[]);
+        let store = RedisStore::new(shared.clone(), runtime.handle().clone(), 86_400);
+        let now = 1_000;
+        let client = ClientRow {
+            client_id: "client-1".into(),
+            kind: "registered".into(),
+            client_name: "c".into(),
+            redirect_uris: vec!["http://127.0.0.1/cb".into()],
+            metadata: "{}".into(),
+            last_used_at: 0,
+        };
+        store.put_client(now, &client, 10, 0).unwrap();
+        store.touch_client(now, "client-1").unwrap();
+        let issue = |tag: &str| Issue {
+            access_hash: format!("at-{tag}").into_bytes(),
+            access_expires_at: now + 3600,
+            refresh_hash: format!("rt-{tag}").into_bytes(),
+            refresh_expires_at: now + 86_400,
+        };
+        for (n, tag) in ["a", "b", "c", "f"].into_iter().enumerate() {
+            if tag == "f" {
+                // After the revocations below: one grant stays live, with all its keys.
+                store
+                    .rotate_refresh(now, b"rt-c", "client-1", None, &issue("d"))
+                    .unwrap();
+                store
+                    .rotate_refresh(now, b"rt-d", "client-1", None, &issue("e"))
+                    .unwrap();
+                store.take_code(now, b"code-b").unwrap();
+                store.revoke_token(now, b"at-e", None).unwrap();
+            }
+            let code = NewCode {
+                code_hash: format!("code-{tag}").into_bytes(),
+                client_id: "client-1".into(),
+                redirect_uri: "http://127.0.0.1/cb".into(),
+                code_challenge: "x".into(),
+                resource: "https://gw.example/mcp".into(),
+                scope: "mcp".into(),
+                subject: "alice".into(),
+                coda_token: vec![0, 1, 2, 255],
+                expires_at: now + 60,
+            };
+            store.insert_code(now, &code).unwrap();
+            let granted = store
+                .redeem_code(
+                    now,
+                    &code.code_hash,
+                    &format!("g{n}"),
+                    &issue(tag),
+                    2,
+                    |_| Ok::<(), ()>(()),
+                )
+                .unwrap();
+            assert!(matches!(granted, Redeemed::Granted { .. }));
+        }
+        let access = store.access(now, b"at-f").unwrap().expect("live");
+        assert_eq!(access.coda_token, vec![0, 1, 2, 255], "binary-safe");
+        assert_eq!(store.live_grants("alice").unwrap(), 1);
+        store.purge(now).unwrap();
+        let keys: Vec<String> = runtime
+            .block_on(shared.run(redis::cmd("KEYS").arg("*")))
+            .unwrap();
+        for kind in [
+            "client", "code", "grant", "grant_at", "grant_rt", "at", "rt", "subject",
+        ] {
+            let part = format!(":oauth1:{kind}:");
+            assert!(keys.iter().any(|k| k.contains(&part)), "{kind}: {keys:?}");
+        }
+        for key in keys {
+            assert!(key.starts_with(&prefix), "{key}");
+            let ttl: i64 = runtime
+                .block_on(shared.run(redis::cmd("TTL").arg(&key)))
+                .unwrap();
+            assert!(ttl > 0, "{key} has no TTL ({ttl})");
+        }
+    }
+}
