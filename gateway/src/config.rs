@@ -727,6 +727,14 @@ impl Flags {
         if !self.oauth_enabled() {
             return Ok(());
         }
+        // Replicas share the OAuth store: each must open the Coda tokens the others sealed, so
+        // the key is the operator's, never one generated per replica.
+        if self.redis_url.is_some() && self.oauth_key().is_none() {
+            return Err(bad(
+                "OAUTH_ENCRYPTION_KEY",
+                "is required with REDIS_URL (or OAUTH_ENCRYPTION_KEY_FILE): all replicas share it",
+            ));
+        }
         if self.oauth_db_path.trim().is_empty() {
             return Err(bad("OAUTH_DB_PATH", "must name a file"));
         }
@@ -1428,6 +1436,23 @@ mod tests {
         assert!(config.validate().is_ok());
         config.oauth_encryption_key = Some("short".into());
         assert_eq!(config.validate().unwrap_err().name, "OAUTH_ENCRYPTION_KEY");
+    }
+
+    #[test]
+    fn replicas_with_oauth_need_an_explicit_shared_key() {
+        let mut config = Flags::with_command("server");
+        config.auth_mode = AuthMode::Coda;
+        config.coda_api_token = Some("operator-token-123".into());
+        config.redis_url = Some("redis://127.0.0.1:6379/0".into());
+        config.replica_url = Some("http://10.0.0.5:8080".into());
+        config.replica_secret = Some("s".repeat(32).into());
+        let refused = config.validate().unwrap_err();
+        assert_eq!(refused.name, "OAUTH_ENCRYPTION_KEY");
+        config.oauth_encryption_key = Some("ab".repeat(32).into());
+        assert!(config.validate().is_ok());
+        config.oauth_encryption_key = None;
+        config.oauth = OAuthMode::Off;
+        assert!(config.validate().is_ok(), "no sign-in, no key needed");
     }
 
     #[test]

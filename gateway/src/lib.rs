@@ -143,16 +143,6 @@ pub async fn serve(
             Some(authenticator)
         }
     };
-    // The OAuth authorization server: on unless OAUTH=off or AUTH_MODE=none.
-    let oauth = match &config.oauth {
-        Some(settings) => Some(oauth::OAuth::from_settings(
-            settings,
-            &config.auth.allowed_users,
-            config.rate_limits.max_keys,
-            hooks.oauth_clock,
-        )?),
-        None => None,
-    };
     // Replicas: Redis must answer at startup (later trouble is reported by /ready).
     let shared = match &config.replicas {
         Some(settings) => Some(
@@ -165,6 +155,18 @@ pub async fn serve(
     let forwarder = match &shared {
         Some(shared) => edge::forward::Forwarder::new(&config, shared)
             .context("cannot build the HTTP client for forwarding between replicas")?,
+        None => None,
+    };
+    // The OAuth authorization server: on unless OAUTH=off or AUTH_MODE=none; its store is in
+    // Redis when replicas share state.
+    let oauth = match &config.oauth {
+        Some(settings) => Some(oauth::OAuth::from_settings(
+            settings,
+            &config.auth.allowed_users,
+            config.rate_limits.max_keys,
+            hooks.oauth_clock,
+            shared.as_ref(),
+        )?),
         None => None,
     };
     let minute = Duration::from_secs(60);

@@ -8,7 +8,8 @@
 //! token stands for the Coda token it was granted with, which goes into the caller's child as a
 //! pasted one would; it never reaches the client again.
 //!
-//! - [`store`]: SQLite (clients, codes, grants, token hashes), with migrations.
+//! - [`store`]: clients, codes, grants, token hashes: SQLite with migrations, or Redis with
+//!   REDIS_URL (shared by the replicas).
 //! - [`crypto`]: key parsing, sealing, random tokens, PKCE.
 //! - [`handlers`]: `POST /oauth/register`, `GET|POST /oauth/authorize`, `POST /oauth/token`,
 //!   `POST /oauth/revoke`, one file each, on their own sub-state ([`OAuthState`]); [`page`]: the authorize page; [`metadata`]: RFC 8414 metadata;
@@ -119,25 +120,46 @@ impl std::fmt::Debug for OAuth {
 }
 
 impl OAuth {
-    /// The OAuth server for `config` (present only when sign-in is on). Opens (and creates or
-    /// migrates) the database; without `OAUTH_ENCRYPTION_KEY`, reads or generates the key file
-    /// beside it. `allowed_users` is ALLOWED_USERS; `max_keys` is RATE_LIMIT_MAX_KEYS.
+    /// The OAuth server for `config` (present only when sign-in is on). With `shared`
+    /// (REDIS_URL) the store is in Redis and OAUTH_ENCRYPTION_KEY must be set (every replica
+    /// opens what the others sealed); otherwise opens (and creates or migrates) the database and,
+    /// without `OAUTH_ENCRYPTION_KEY`, reads or generates the key file beside it.
+    /// `allowed_users` is ALLOWED_USERS; `max_keys` is RATE_LIMIT_MAX_KEYS. Call it on the
+    /// runtime (the Redis store waits on it from the blocking pool).
     pub fn from_settings(
         config: &OAuthSettings,
         allowed_users: &[String],
         max_keys: usize,
         clock: Clock,
+        shared: Option<&crate::shared::Shared>,
     ) -> anyhow::Result<Arc<OAuth>> {
         let db_path = config.db_path.as_path();
-        let store = Store::open(db_path)
-            .map_err(|e| anyhow::anyhow!("cannot open OAUTH_DB_PATH {:?}: {e}", config.db_path))?;
-        let key_text = match &config.encryption_key {
-            Some(key) => key.clone(),
-            None => keyfile::load_or_create(db_path)?,
+        let secs = |ttl: std::time::Duration| i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        let (store, key_text) = match shared {
+            Some(shared) => {
+                let key = config.encryption_key.clone().ok_or_else(|| {
+                    anyhow::anyhow!("OAUTH_ENCRYPTION_KEY is required with REDIS_URL")
+                })?;
+                let runtime = tokio::runtime::Handle::current();
+                let store =
+                    store::RedisStore::new(shared.clone(), runtime, secs(config.refresh_token_ttl));
+                tracing::info!("OAuth store in Redis (REDIS_URL)");
+                (Store::Redis(store), key)
+            }
+            None => {
+                let store = Store::open(db_path).map_err(|e| {
+                    anyhow::anyhow!("cannot open OAUTH_DB_PATH {:?}: {e}", config.db_path)
+                })?;
+                let key = match &config.encryption_key {
+                    Some(key) => key.clone(),
+                    None => keyfile::load_or_create(db_path)?,
+                };
+                tracing::info!(path = %config.db_path.display(), "OAuth store in SQLite");
+                (store, key)
+            }
         };
         let key = crypto::parse_key(key_text.expose())
             .map_err(|e| anyhow::anyhow!("OAUTH_ENCRYPTION_KEY {e}"))?;
-        let secs = |ttl: std::time::Duration| i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         let settings = Settings {
             code_ttl: secs(config.code_ttl),
             access_ttl: secs(config.access_token_ttl),
@@ -153,7 +175,7 @@ impl OAuth {
             .map(|u| u.trim().to_ascii_lowercase())
             .filter(|u| !u.is_empty())
             .collect();
-        tracing::info!(path = %config.db_path.display(), "OAuth sign-in enabled");
+        tracing::info!("OAuth sign-in enabled");
         let store = Arc::new(store);
         spawn_purger(Arc::downgrade(&store), clock.clone());
         Ok(Arc::new(OAuth {

@@ -75,11 +75,14 @@ pub async fn authorize_decision(State(state): State<OAuthState>, request: Reques
         Ok(subject) => subject,
         Err(response) => return response,
     };
-    let Some(code) = issue_code(&oauth, &pending, &subject, &secret).await else {
-        return reply.again(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The gateway could not record the approval. Try again.",
-        );
+    let code = match issue_code(&oauth, &pending, &subject, &secret).await {
+        Ok(code) => code,
+        Err(status) => {
+            return reply.again(
+                status,
+                "The gateway could not record the approval. Try again.",
+            )
+        }
     };
     state.audit.emit(
         who.event(EventType::AuthSuccess, "oauth_authorized")
@@ -263,14 +266,14 @@ async fn authenticate(reply: &Reply<'_>, secret: &Secret) -> Result<String, Resp
     })
 }
 
-/// Records a new authorization code for the approved request; the code, or None when the store
-/// failed (logged).
+/// Records a new authorization code for the approved request; the code, or the page's status
+/// when the store failed (logged; 503 when the shared store is unreachable).
 async fn issue_code(
     oauth: &OAuth,
     pending: &Pending,
     subject: &str,
     secret: &Secret,
-) -> Option<String> {
+) -> Result<String, StatusCode> {
     let code = crypto::random_token(CODE_PREFIX);
     let now = oauth.clock.now();
     let new = NewCode {
@@ -285,10 +288,10 @@ async fn issue_code(
         expires_at: now + oauth.settings.code_ttl,
     };
     match oauth.db(move |s| s.insert_code(now, &new)).await {
-        Ok(()) => Some(code),
+        Ok(()) => Ok(code),
         Err(e) => {
             tracing::error!(error = %e, "OAuth store failed");
-            None
+            Err(super::page_status(&e))
         }
     }
 }
