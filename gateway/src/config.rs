@@ -1399,6 +1399,27 @@ mod tests {
     }
 
     #[test]
+    fn refuses_forwarding_settings_out_of_range() {
+        for (ttl, connect, name) in [
+            (2, 2000, "REPLICA_DIRECTORY_TTL_SECS"),
+            (3601, 2000, "REPLICA_DIRECTORY_TTL_SECS"),
+            (30, 99, "REPLICA_CONNECT_TIMEOUT_MS"),
+            (30, 60_001, "REPLICA_CONNECT_TIMEOUT_MS"),
+        ] {
+            let mut config = Flags::with_command("server");
+            config.replica_directory_ttl_secs = ttl;
+            config.replica_connect_timeout_ms = connect;
+            assert_eq!(config.validate().unwrap_err().name, name);
+        }
+        let config = Flags::with_command("server").validate().expect("defaults");
+        assert_eq!(config.forwarding.directory_ttl, Duration::from_secs(30));
+        assert_eq!(
+            config.forwarding.connect_timeout,
+            Duration::from_millis(2000)
+        );
+    }
+
+    #[test]
     fn refuses_zero_ttl() {
         let mut config = Flags::with_command("server");
         config.session_idle_ttl_secs = 0;
