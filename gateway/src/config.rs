@@ -383,6 +383,17 @@ pub struct Flags {
     #[arg(long, env = "REPLICA_SECRET", hide_env_values = true)]
     pub replica_secret: Option<Secret>,
 
+    /// How long a session's directory entry (session id -> owning replica) lives in Redis unless
+    /// its owner refreshes it (every third of this); a replica killed without cleanup stops
+    /// owning its sessions after this at most (seconds, 3 to 3600).
+    #[arg(long, env = "REPLICA_DIRECTORY_TTL_SECS", default_value_t = 30)]
+    pub replica_directory_ttl_secs: u64,
+
+    /// How long a replica waits to connect to the owner of a session it forwards to; past it the
+    /// owner is taken as gone and the client gets 404 (milliseconds, 100 to 60000).
+    #[arg(long, env = "REPLICA_CONNECT_TIMEOUT_MS", default_value_t = 2000)]
+    pub replica_connect_timeout_ms: u64,
+
     /// SQLite file for OAuth clients, grants and token hashes (created on first run).
     #[arg(
         long,
@@ -716,6 +727,14 @@ impl Flags {
         if !self.oauth_enabled() {
             return Ok(());
         }
+        // Replicas share the OAuth store: each must open the Coda tokens the others sealed, so
+        // the key is the operator's, never one generated per replica.
+        if self.redis_url.is_some() && self.oauth_key().is_none() {
+            return Err(bad(
+                "OAUTH_ENCRYPTION_KEY",
+                "is required with REDIS_URL (or OAUTH_ENCRYPTION_KEY_FILE): all replicas share it",
+            ));
+        }
         if self.oauth_db_path.trim().is_empty() {
             return Err(bad("OAUTH_DB_PATH", "must name a file"));
         }
@@ -915,6 +934,22 @@ impl Flags {
             },
             oauth,
             replicas: self.replica_settings()?,
+            forwarding: self.forwarding_settings()?,
+        })
+    }
+
+    /// How replicas keep the session directory and forward to a session's owner (used only with
+    /// REDIS_URL; checked always, so a typo is caught before it matters).
+    fn forwarding_settings(&self) -> Result<ForwardingSettings, ConfigError> {
+        if !(3..=3600).contains(&self.replica_directory_ttl_secs) {
+            return Err(bad("REPLICA_DIRECTORY_TTL_SECS", "must be 3 to 3600"));
+        }
+        if !(100..=60_000).contains(&self.replica_connect_timeout_ms) {
+            return Err(bad("REPLICA_CONNECT_TIMEOUT_MS", "must be 100 to 60000"));
+        }
+        Ok(ForwardingSettings {
+            directory_ttl: Duration::from_secs(self.replica_directory_ttl_secs),
+            connect_timeout: Duration::from_millis(self.replica_connect_timeout_ms),
         })
     }
 
@@ -990,6 +1025,17 @@ pub struct Config {
     pub oauth: Option<OAuthSettings>,
     /// None without REDIS_URL: the embedded default, one replica.
     pub replicas: Option<ReplicaSettings>,
+    /// The session directory and forwarding between replicas (with REDIS_URL).
+    pub forwarding: ForwardingSettings,
+}
+
+/// REPLICA_DIRECTORY_TTL_SECS and REPLICA_CONNECT_TIMEOUT_MS.
+#[derive(Clone, Copy, Debug)]
+pub struct ForwardingSettings {
+    /// REPLICA_DIRECTORY_TTL_SECS.
+    pub directory_ttl: Duration,
+    /// REPLICA_CONNECT_TIMEOUT_MS.
+    pub connect_timeout: Duration,
 }
 
 /// Several replicas sharing state in Redis (REDIS_URL).
@@ -1353,6 +1399,27 @@ mod tests {
     }
 
     #[test]
+    fn refuses_forwarding_settings_out_of_range() {
+        for (ttl, connect, name) in [
+            (2, 2000, "REPLICA_DIRECTORY_TTL_SECS"),
+            (3601, 2000, "REPLICA_DIRECTORY_TTL_SECS"),
+            (30, 99, "REPLICA_CONNECT_TIMEOUT_MS"),
+            (30, 60_001, "REPLICA_CONNECT_TIMEOUT_MS"),
+        ] {
+            let mut config = Flags::with_command("server");
+            config.replica_directory_ttl_secs = ttl;
+            config.replica_connect_timeout_ms = connect;
+            assert_eq!(config.validate().unwrap_err().name, name);
+        }
+        let config = Flags::with_command("server").validate().expect("defaults");
+        assert_eq!(config.forwarding.directory_ttl, Duration::from_secs(30));
+        assert_eq!(
+            config.forwarding.connect_timeout,
+            Duration::from_millis(2000)
+        );
+    }
+
+    #[test]
     fn refuses_zero_ttl() {
         let mut config = Flags::with_command("server");
         config.session_idle_ttl_secs = 0;
@@ -1390,6 +1457,23 @@ mod tests {
         assert!(config.validate().is_ok());
         config.oauth_encryption_key = Some("short".into());
         assert_eq!(config.validate().unwrap_err().name, "OAUTH_ENCRYPTION_KEY");
+    }
+
+    #[test]
+    fn replicas_with_oauth_need_an_explicit_shared_key() {
+        let mut config = Flags::with_command("server");
+        config.auth_mode = AuthMode::Coda;
+        config.coda_api_token = Some("operator-token-123".into());
+        config.redis_url = Some("redis://127.0.0.1:6379/0".into());
+        config.replica_url = Some("http://10.0.0.5:8080".into());
+        config.replica_secret = Some("s".repeat(32).into());
+        let refused = config.validate().unwrap_err();
+        assert_eq!(refused.name, "OAUTH_ENCRYPTION_KEY");
+        config.oauth_encryption_key = Some("ab".repeat(32).into());
+        assert!(config.validate().is_ok());
+        config.oauth_encryption_key = None;
+        config.oauth = OAuthMode::Off;
+        assert!(config.validate().is_ok(), "no sign-in, no key needed");
     }
 
     #[test]

@@ -49,7 +49,7 @@ use crate::edge::origin::OriginPolicy;
 use crate::identity::cache::CacheLimits;
 use crate::identity::coda::CodaClient;
 use crate::identity::Authenticator;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Limiter, RateLimiter};
 
 /// What tests and embedders inject into [`serve`]; [`Hooks::default`] is production.
 pub struct Hooks {
@@ -99,13 +99,15 @@ pub async fn serve(
             other => format!("cannot open AUDIT_LOG ({other:?})"),
         },
     )?;
+    // Replicas: ended sessions leave the session directory (the receiver runs below).
+    let (ended, ended_rx) = shared::directory::Ended::channel();
     let store = SessionStore::new(
         Limits {
             idle_ttl: config.sessions.idle_ttl,
             max_lifetime: config.sessions.max_lifetime,
             max_sessions: config.sessions.max_sessions,
         },
-        session_end_hook(audit.clone()),
+        session_end_hook(audit.clone(), config.replicas.is_some().then_some(ended)),
     );
     let spawner = Spawner::new(&config.children, &config.sse);
     let operator_credential = config.auth.operator_token.clone();
@@ -141,16 +143,6 @@ pub async fn serve(
             Some(authenticator)
         }
     };
-    // The OAuth authorization server: on unless OAUTH=off or AUTH_MODE=none.
-    let oauth = match &config.oauth {
-        Some(settings) => Some(oauth::OAuth::from_settings(
-            settings,
-            &config.auth.allowed_users,
-            config.rate_limits.max_keys,
-            hooks.oauth_clock,
-        )?),
-        None => None,
-    };
     // Replicas: Redis must answer at startup (later trouble is reported by /ready).
     let shared = match &config.replicas {
         Some(settings) => Some(
@@ -160,8 +152,39 @@ pub async fn serve(
         ),
         None => None,
     };
+    let forwarder = match &shared {
+        Some(shared) => edge::forward::Forwarder::new(&config, shared)
+            .context("cannot build the HTTP client for forwarding between replicas")?,
+        None => None,
+    };
+    // The OAuth authorization server: on unless OAUTH=off or AUTH_MODE=none; its store is in
+    // Redis when replicas share state.
+    let oauth = match &config.oauth {
+        Some(settings) => Some(oauth::OAuth::from_settings(
+            settings,
+            &config.auth.allowed_users,
+            config.rate_limits.max_keys,
+            hooks.oauth_clock,
+            shared.as_ref(),
+        )?),
+        None => None,
+    };
     let minute = Duration::from_secs(60);
     let limits = config.rate_limits;
+    // With Redis, the budgets and the token cache are the deployment's, not this process's.
+    let limiter = |name, budget| match &shared {
+        Some(shared) => Limiter::Shared(shared::ratelimit::SharedLimiter::new(
+            shared.clone(),
+            name,
+            budget,
+            minute,
+        )),
+        None => Limiter::Local(RateLimiter::new(budget, minute, limits.max_keys)),
+    };
+    let mut auth = auth;
+    if let (Some(auth), Some(shared)) = (auth.as_mut(), &shared) {
+        auth.share_cache(shared.clone());
+    }
     let state = Arc::new(AppState {
         oauth,
         origins: OriginPolicy::new(&config.http),
@@ -171,9 +194,9 @@ pub async fn serve(
         operator_credential,
         auth,
         audit: audit.clone(),
-        ip_guard: RateLimiter::new(limits.failed_auth_per_min, minute, limits.max_keys),
-        discovery_limit: RateLimiter::new(limits.discovery_per_min, minute, limits.max_keys),
-        identity_limit: RateLimiter::new(limits.identity_per_min, minute, limits.max_keys),
+        ip_guard: limiter("ip", limits.failed_auth_per_min),
+        discovery_limit: limiter("discovery", limits.discovery_per_min),
+        identity_limit: limiter("identity", limits.identity_per_min),
         proxies: config.http.trusted_proxies.clone(),
         bodies: app::body_permits(&config.http),
         pool: Pool::new(
@@ -183,6 +206,7 @@ pub async fn serve(
             audit.clone(),
         ),
         shared,
+        forwarder,
         parked: Arc::new(ParkedCalls::new(
             config.modern.mrtr_state_ttl,
             config.modern.mrtr_max_pending,
@@ -195,6 +219,10 @@ pub async fn serve(
     tokio::spawn(store.clone().run_reaper(stop_rx.clone()));
     tokio::spawn(state.pool.clone().run_reaper(stop_rx.clone()));
     tokio::spawn(sweep_parked(state.parked.clone(), stop_rx.clone()));
+    if let Some(forwarder) = &state.forwarder {
+        let directory = forwarder.directory.clone();
+        tokio::spawn(directory.run(store.clone(), ended_rx, stop_rx.clone()));
+    }
 
     let app = edge::app(state.clone());
     // Our own accept loop: header, idle and body timeouts and a connection cap, so slow clients
@@ -246,8 +274,14 @@ async fn sweep_parked(parked: Arc<ParkedCalls>, mut stop: tokio::sync::watch::Re
 }
 
 /// Audit events for sessions that end (CHILD_EXIT is written where the exit is seen).
-fn session_end_hook(audit: Audit) -> crate::core::session::EndHook {
+fn session_end_hook(
+    audit: Audit,
+    directory: Option<shared::directory::Ended>,
+) -> crate::core::session::EndHook {
     Arc::new(move |session, reason| {
+        if let Some(directory) = &directory {
+            directory.announce(&session.id);
+        }
         let kind = match reason {
             EndReason::Deleted => EventType::SessionDeleted,
             EndReason::IdleExpired | EndReason::LifetimeExpired | EndReason::Evicted => {

@@ -275,6 +275,20 @@ impl SessionStore {
         self.wake_reaper.notify_one();
     }
 
+    /// Whether a session with this id is here, whoever's it is (replicas: held here, it is
+    /// answered here and never forwarded).
+    pub fn holds(&self, id: &str) -> bool {
+        self.read().contains_key(id)
+    }
+
+    /// Every session here as (id, subject), for the replicas' session directory.
+    pub fn ids_and_subjects(&self) -> Vec<(String, String)> {
+        self.read()
+            .values()
+            .map(|s| (s.id.clone(), s.identity.subject.clone()))
+            .collect()
+    }
+
     /// Finds a live session of this identity; expired ones are ended on the spot.
     pub async fn get(&self, id: &str, identity: &Identity) -> Lookup {
         let session = self.read().get(id).cloned();

@@ -4,6 +4,7 @@
 mod accept;
 pub mod auth;
 mod discovery;
+pub mod forward;
 mod get;
 pub(crate) mod headers;
 mod health;
@@ -45,6 +46,11 @@ pub fn app(state: Arc<AppState>) -> Router {
     // (OPTIONS), which therefore never reach authentication.
     let mcp = Router::new()
         .route("/mcp", mcp)
+        // Replicas: inside authentication, so only an authenticated request is forwarded.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

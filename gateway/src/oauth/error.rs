@@ -5,11 +5,16 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// Retry-After (seconds) when the shared store is unavailable.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug)]
 pub struct OAuthError {
     pub status: StatusCode,
     pub error: &'static str,
     pub description: String,
+    /// Seconds for a `Retry-After` header (a passing outage: the client should retry).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -18,6 +23,7 @@ impl OAuthError {
             status,
             error,
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -38,6 +44,18 @@ impl OAuthError {
         OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
     }
 
+    /// 503: the shared store (Redis) did not answer; nothing was decided, the client retries.
+    pub fn unavailable() -> Self {
+        OAuthError {
+            retry_after: Some(STORE_RETRY_AFTER_SECS),
+            ..OAuthError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the authorization server's shared store is unavailable; retry later",
+            )
+        }
+    }
+
     pub fn server_error() -> Self {
         OAuthError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -51,6 +69,11 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = json!({ "error": self.error, "error_description": self.description });
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         no_store(&mut response);
         response
     }

@@ -8,7 +8,8 @@
 //! token stands for the Coda token it was granted with, which goes into the caller's child as a
 //! pasted one would; it never reaches the client again.
 //!
-//! - [`store`]: SQLite (clients, codes, grants, token hashes), with migrations.
+//! - [`store`]: clients, codes, grants, token hashes: SQLite with migrations, or Redis with
+//!   REDIS_URL (shared by the replicas).
 //! - [`crypto`]: key parsing, sealing, random tokens, PKCE.
 //! - [`handlers`]: `POST /oauth/register`, `GET|POST /oauth/authorize`, `POST /oauth/token`,
 //!   `POST /oauth/revoke`, one file each, on their own sub-state ([`OAuthState`]); [`page`]: the authorize page; [`metadata`]: RFC 8414 metadata;
@@ -38,13 +39,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::time::Instant;
 
 use crate::app::{client_ip_of, peer_of, public_base, request_id_of, AppState};
 use crate::audit::{Audit, Event, EventType};
 use crate::config::OAuthSettings;
 use crate::identity::{Authenticator, Refusal, Secret};
-use crate::ratelimit::{retry_after_secs, Decision, RateLimiter};
+use crate::ratelimit::{retry_after_secs, Decision, Limiter};
 use crate::values::ip_key;
 use crypto::{Keys, Purpose};
 use store::{Store, StoreError};
@@ -120,25 +120,46 @@ impl std::fmt::Debug for OAuth {
 }
 
 impl OAuth {
-    /// The OAuth server for `config` (present only when sign-in is on). Opens (and creates or
-    /// migrates) the database; without `OAUTH_ENCRYPTION_KEY`, reads or generates the key file
-    /// beside it. `allowed_users` is ALLOWED_USERS; `max_keys` is RATE_LIMIT_MAX_KEYS.
+    /// The OAuth server for `config` (present only when sign-in is on). With `shared`
+    /// (REDIS_URL) the store is in Redis and OAUTH_ENCRYPTION_KEY must be set (every replica
+    /// opens what the others sealed); otherwise opens (and creates or migrates) the database and,
+    /// without `OAUTH_ENCRYPTION_KEY`, reads or generates the key file beside it.
+    /// `allowed_users` is ALLOWED_USERS; `max_keys` is RATE_LIMIT_MAX_KEYS. Call it on the
+    /// runtime (the Redis store waits on it from the blocking pool).
     pub fn from_settings(
         config: &OAuthSettings,
         allowed_users: &[String],
         max_keys: usize,
         clock: Clock,
+        shared: Option<&crate::shared::Shared>,
     ) -> anyhow::Result<Arc<OAuth>> {
         let db_path = config.db_path.as_path();
-        let store = Store::open(db_path)
-            .map_err(|e| anyhow::anyhow!("cannot open OAUTH_DB_PATH {:?}: {e}", config.db_path))?;
-        let key_text = match &config.encryption_key {
-            Some(key) => key.clone(),
-            None => keyfile::load_or_create(db_path)?,
+        let secs = |ttl: std::time::Duration| i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        let (store, key_text) = match shared {
+            Some(shared) => {
+                let key = config.encryption_key.clone().ok_or_else(|| {
+                    anyhow::anyhow!("OAUTH_ENCRYPTION_KEY is required with REDIS_URL")
+                })?;
+                let runtime = tokio::runtime::Handle::current();
+                let store =
+                    store::RedisStore::new(shared.clone(), runtime, secs(config.refresh_token_ttl));
+                tracing::info!("OAuth store in Redis (REDIS_URL)");
+                (Store::Redis(store), key)
+            }
+            None => {
+                let store = Store::open(db_path).map_err(|e| {
+                    anyhow::anyhow!("cannot open OAUTH_DB_PATH {:?}: {e}", config.db_path)
+                })?;
+                let key = match &config.encryption_key {
+                    Some(key) => key.clone(),
+                    None => keyfile::load_or_create(db_path)?,
+                };
+                tracing::info!(path = %config.db_path.display(), "OAuth store in SQLite");
+                (store, key)
+            }
         };
         let key = crypto::parse_key(key_text.expose())
             .map_err(|e| anyhow::anyhow!("OAUTH_ENCRYPTION_KEY {e}"))?;
-        let secs = |ttl: std::time::Duration| i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         let settings = Settings {
             code_ttl: secs(config.code_ttl),
             access_ttl: secs(config.access_token_ttl),
@@ -154,7 +175,7 @@ impl OAuth {
             .map(|u| u.trim().to_ascii_lowercase())
             .filter(|u| !u.is_empty())
             .collect();
-        tracing::info!(path = %config.db_path.display(), "OAuth sign-in enabled");
+        tracing::info!("OAuth sign-in enabled");
         let store = Arc::new(store);
         spawn_purger(Arc::downgrade(&store), clock.clone());
         Ok(Arc::new(OAuth {
@@ -337,7 +358,7 @@ impl FromRef<Arc<AppState>> for OAuthState {
 
 impl OAuthState {
     /// The per-IP guard failed authentications count against.
-    pub fn ip_guard(&self) -> &RateLimiter {
+    pub fn ip_guard(&self) -> &Limiter {
         &self.app.ip_guard
     }
 
@@ -410,9 +431,23 @@ async fn guard(State(state): State<OAuthState>, request: Request, next: Next) ->
     let (ip, request_id) = (who.ip, who.request_id);
     let key = ip_key(ip);
     let page = request.uri().path() == "/oauth/authorize";
-    let mut response = match state.ip_guard().check(&key, Instant::now()) {
-        Decision::Allow => next.run(request).await,
-        Decision::Deny { retry_after } => {
+    let mut response = match state.ip_guard().check(&key).await {
+        Ok(Decision::Allow) => next.run(request).await,
+        Err(e) => {
+            tracing::warn!(error = %e, request_id, "shared state (Redis) unavailable; OAuth request refused");
+            let retry_after = crate::shared::RETRY_AFTER_SECS;
+            let mut response = error::OAuthError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                format!("the gateway's shared state (Redis) did not answer; retry after {retry_after} s"),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            response
+        }
+        Ok(Decision::Deny { retry_after }) => {
             let retry_after = retry_after_secs(retry_after);
             crate::metrics::METRICS
                 .rate_limited

@@ -11,7 +11,7 @@ use super::accept::Wants;
 use super::answer::{json_response, set_session_header, sse_from_events};
 use super::{invalid_request, AppState, Context, Result};
 use crate::audit::{Event, EventType};
-use crate::core::session::{self, short, Opened, Session};
+use crate::core::session::{self, short, EndReason, Opened, Session};
 use crate::edge::headers::{self, SESSION_ID};
 use crate::edge::session::{named_session, open_reject, opening};
 
@@ -55,6 +55,20 @@ pub(super) async fn initialize(
             response,
         } => (session, earlier, response),
     };
+    // Replicas: the directory names this replica as the owner before the client learns the id,
+    // since its next request may reach any replica. Without Redis the session would be
+    // unreachable elsewhere: it ends and the client retries (503).
+    if let Some(forwarder) = &state.forwarder {
+        if let Err(error) = forwarder
+            .directory
+            .register(&session.id, &identity.subject)
+            .await
+        {
+            tracing::warn!(%error, session = %short(&session.id), "could not register a new session in the session directory");
+            state.store.end(&session.id, EndReason::Shutdown).await;
+            return Err(crate::edge::forward::redis_unavailable());
+        }
+    }
     state.audit.emit(
         Event::new(EventType::SessionCreated)
             .ip(context.caller.ip)

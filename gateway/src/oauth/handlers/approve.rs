@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::time::Instant;
 
 use super::authorize::{redirect_to, Pending};
 use super::{form, oauth_of, Requester, CSRF_COOKIE};
@@ -76,11 +75,14 @@ pub async fn authorize_decision(State(state): State<OAuthState>, request: Reques
         Ok(subject) => subject,
         Err(response) => return response,
     };
-    let Some(code) = issue_code(&oauth, &pending, &subject, &secret).await else {
-        return reply.again(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The gateway could not record the approval. Try again.",
-        );
+    let code = match issue_code(&oauth, &pending, &subject, &secret).await {
+        Ok(code) => code,
+        Err(status) => {
+            return reply.again(
+                status,
+                "The gateway could not record the approval. Try again.",
+            )
+        }
     };
     state.audit.emit(
         who.event(EventType::AuthSuccess, "oauth_authorized")
@@ -222,6 +224,7 @@ async fn authenticate(reply: &Reply<'_>, secret: &Secret) -> Result<String, Resp
     let reason = match &refusal {
         Refusal::NotAllowed { .. } => "oauth_not_allowed",
         Refusal::Unavailable { .. } => "oauth_coda_unavailable",
+        Refusal::StateUnavailable { .. } => "oauth_shared_state_unavailable",
         _ => "oauth_invalid_coda_token",
     };
     let mut event = reply
@@ -242,11 +245,19 @@ async fn authenticate(reply: &Reply<'_>, secret: &Secret) -> Result<String, Resp
             StatusCode::SERVICE_UNAVAILABLE,
             "Coda could not be reached to check the token. Try again in a moment.",
         ),
+        Refusal::StateUnavailable { .. } => reply.again(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway's shared state (Redis) did not answer, so the token could not be checked. Try again in a moment.",
+        ),
         _ => {
-            reply
-                .state
-                .ip_guard()
-                .record(&ip_key(reply.who.ip), Instant::now());
+            let ip = ip_key(reply.who.ip);
+            if reply.state.ip_guard().record(&ip).await.is_err() {
+                // Not counted, so not answered as a failure (the guard fails closed).
+                return Err(reply.again(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The gateway's shared state (Redis) did not answer. Try again in a moment.",
+                ));
+            }
             reply.again(
                 StatusCode::UNAUTHORIZED,
                 "Coda did not accept this token: it is invalid, expired or revoked. Copy the whole token from coda.io/account.",
@@ -255,14 +266,14 @@ async fn authenticate(reply: &Reply<'_>, secret: &Secret) -> Result<String, Resp
     })
 }
 
-/// Records a new authorization code for the approved request; the code, or None when the store
-/// failed (logged).
+/// Records a new authorization code for the approved request; the code, or the page's status
+/// when the store failed (logged; 503 when the shared store is unreachable).
 async fn issue_code(
     oauth: &OAuth,
     pending: &Pending,
     subject: &str,
     secret: &Secret,
-) -> Option<String> {
+) -> Result<String, StatusCode> {
     let code = crypto::random_token(CODE_PREFIX);
     let now = oauth.clock.now();
     let new = NewCode {
@@ -277,10 +288,10 @@ async fn issue_code(
         expires_at: now + oauth.settings.code_ttl,
     };
     match oauth.db(move |s| s.insert_code(now, &new)).await {
-        Ok(()) => Some(code),
+        Ok(()) => Ok(code),
         Err(e) => {
             tracing::error!(error = %e, "OAuth store failed");
-            None
+            Err(super::page_status(&e))
         }
     }
 }

@@ -228,7 +228,7 @@ async fn registered_client(oauth: &OAuth, client_id: &str) -> Result<Client, Sto
     let client = oauth.db(move |s| s.client(&id)).await.map_err(|e| {
         tracing::error!(error = %e, "OAuth store failed");
         Stop::Page(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            super::page_status(&e),
             "Try again later",
             "The gateway could not look up the application.".into(),
         )

@@ -61,9 +61,22 @@ fn oauth_of(state: &OAuthState) -> Result<Arc<OAuth>, OAuthError> {
     })
 }
 
+/// A store failure: 503 with Retry-After when the shared store (Redis) is unreachable, so
+/// clients retry instead of giving up on a sign-in (fail closed, never open); 500 otherwise.
 fn store_failed(e: StoreError) -> OAuthError {
     tracing::error!(error = %e, "OAuth store failed");
-    OAuthError::server_error()
+    match e {
+        StoreError::Shared(_) => OAuthError::unavailable(),
+        _ => OAuthError::server_error(),
+    }
+}
+
+/// The status of a sign-in page whose store step failed (see [`store_failed`]).
+fn page_status(e: &StoreError) -> StatusCode {
+    match e {
+        StoreError::Shared(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 /// How long a new client may be mid sign-in (the page's life plus the code's): it is never

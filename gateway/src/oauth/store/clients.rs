@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Store, StoreError};
+use super::{Sqlite, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientRow {
@@ -15,7 +15,7 @@ pub struct ClientRow {
     pub last_used_at: i64,
 }
 
-impl Store {
+impl Sqlite {
     /// Records a client. When `max_clients` are there already, the least recently used client
     /// that holds no grant and is older than `young_secs` makes room; if none may go,
     /// [`StoreError::Full`]. A client younger than the sign-in window is never evicted: its user may be on the sign-in page right now, and a flood of registrations

@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::grants::{create_grant_tx, revoke_grant_tx, Issue};
 use super::purge;
-use super::{Store, StoreError};
+use super::{Sqlite, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct NewCode {
@@ -64,7 +64,7 @@ pub enum Redeemed<F> {
     },
 }
 
-impl Store {
+impl Sqlite {
     pub fn insert_code(&self, now: i64, code: &NewCode) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;

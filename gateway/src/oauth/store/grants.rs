@@ -4,7 +4,7 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::codes::CodeRow;
-use super::{purge, Store, StoreError, ACCESS_PER_GRANT, USED_REFRESH_KEPT};
+use super::{purge, Sqlite, StoreError, ACCESS_PER_GRANT, USED_REFRESH_KEPT};
 
 /// New tokens to record (hashes and expiry instants).
 #[derive(Clone, Debug)]
@@ -47,7 +47,7 @@ pub struct AccessRow {
     pub coda_token: Vec<u8>,
 }
 
-impl Store {
+impl Sqlite {
     /// Exchanges a refresh token for new tokens (the old one is spent). A spent one coming back
     /// revokes its whole grant.
     pub fn rotate_refresh(
