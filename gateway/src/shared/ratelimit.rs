@@ -18,6 +18,8 @@ use crate::ratelimit::Decision;
 /// KEYS[1]: the key's log. ARGV: now (ms), window (ms), budget (>= 1), mode.
 /// Modes: `check` (decide and record when admitted), `peek` (decide only), `record` (record
 /// whatever the budget says, dropping the oldest instant when full). Returns {admitted, wait ms}.
+/// Instants are stored as sent (ARGV[1], an integer string), never as a Lua number turned back
+/// into text.
 /// The same steps as `RateLimiter::decide` and `RateLimiter::record`, in the same order.
 const SCRIPT: &str = r#"
 local key = KEYS[1]
@@ -39,7 +41,7 @@ if mode == 'record' then
     redis.call('LPOP', key)
     len = len - 1
   end
-  redis.call('RPUSH', key, now)
+  redis.call('RPUSH', key, ARGV[1])
   redis.call('PEXPIRE', key, window)
   return {1, 0}
 end
@@ -49,7 +51,7 @@ if len >= budget then
   return {0, wait}
 end
 if mode == 'check' then
-  redis.call('RPUSH', key, now)
+  redis.call('RPUSH', key, ARGV[1])
   redis.call('PEXPIRE', key, window)
 end
 return {1, 0}
