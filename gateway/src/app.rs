@@ -18,7 +18,7 @@ use crate::core::session::SessionStore;
 use crate::core::spawner::Spawner;
 use crate::edge::origin::OriginPolicy;
 use crate::identity::{Authenticator, Secret};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::Limiter;
 use crate::values::TrustedProxies;
 
 pub use crate::values::ip_key;
@@ -40,12 +40,12 @@ pub struct AppState {
     pub auth: Option<Authenticator>,
     pub audit: Audit,
     /// Per client IP: failed authentications (and OAuth endpoint requests).
-    pub ip_guard: RateLimiter,
+    pub ip_guard: Limiter,
     /// Per client IP: discovery documents, under their own, much higher budget, so clients
     /// that fetch metadata often never lock themselves out of authenticating.
-    pub discovery_limit: RateLimiter,
+    pub discovery_limit: Limiter,
     /// Per identity: authenticated /mcp requests.
-    pub identity_limit: RateLimiter,
+    pub identity_limit: Limiter,
     pub proxies: TrustedProxies,
     /// The OAuth authorization server; None when OAuth sign-in is off.
     pub oauth: Option<Arc<crate::oauth::OAuth>>,

@@ -49,7 +49,7 @@ use crate::edge::origin::OriginPolicy;
 use crate::identity::cache::CacheLimits;
 use crate::identity::coda::CodaClient;
 use crate::identity::Authenticator;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Limiter, RateLimiter};
 
 /// What tests and embedders inject into [`serve`]; [`Hooks::default`] is production.
 pub struct Hooks {
@@ -164,6 +164,20 @@ pub async fn serve(
     };
     let minute = Duration::from_secs(60);
     let limits = config.rate_limits;
+    // With Redis, the budgets and the token cache are the deployment's, not this process's.
+    let limiter = |name, budget| match &shared {
+        Some(shared) => Limiter::Shared(shared::ratelimit::SharedLimiter::new(
+            shared.clone(),
+            name,
+            budget,
+            minute,
+        )),
+        None => Limiter::Local(RateLimiter::new(budget, minute, limits.max_keys)),
+    };
+    let mut auth = auth;
+    if let (Some(auth), Some(shared)) = (auth.as_mut(), &shared) {
+        auth.share_cache(shared.clone());
+    }
     let state = Arc::new(AppState {
         oauth,
         origins: OriginPolicy::new(&config.http),
@@ -173,9 +187,9 @@ pub async fn serve(
         operator_credential,
         auth,
         audit: audit.clone(),
-        ip_guard: RateLimiter::new(limits.failed_auth_per_min, minute, limits.max_keys),
-        discovery_limit: RateLimiter::new(limits.discovery_per_min, minute, limits.max_keys),
-        identity_limit: RateLimiter::new(limits.identity_per_min, minute, limits.max_keys),
+        ip_guard: limiter("ip", limits.failed_auth_per_min),
+        discovery_limit: limiter("discovery", limits.discovery_per_min),
+        identity_limit: limiter("identity", limits.identity_per_min),
         proxies: config.http.trusted_proxies.clone(),
         bodies: app::body_permits(&config.http),
         pool: Pool::new(

@@ -125,6 +125,43 @@ fn prune(log: &mut VecDeque<Instant>, now: Instant, window: Duration) {
     }
 }
 
+/// A budget as the gateway uses it: in this process (the default), or in Redis shared by every
+/// replica (REDIS_URL). Redis trouble is an error the caller answers with 503, never an
+/// admission.
+pub enum Limiter {
+    Local(RateLimiter),
+    Shared(crate::shared::ratelimit::SharedLimiter),
+}
+
+impl Limiter {
+    /// Admits and records a request, or refuses it.
+    pub async fn check(&self, key: &str) -> Result<Decision, crate::shared::SharedError> {
+        match self {
+            Limiter::Local(limiter) => Ok(limiter.check(key, Instant::now())),
+            Limiter::Shared(limiter) => limiter.check(key).await,
+        }
+    }
+
+    /// Whether a request would be admitted, without recording one.
+    pub async fn peek(&self, key: &str) -> Result<Decision, crate::shared::SharedError> {
+        match self {
+            Limiter::Local(limiter) => Ok(limiter.peek(key, Instant::now())),
+            Limiter::Shared(limiter) => limiter.peek(key).await,
+        }
+    }
+
+    /// Records an event (a failed authentication) whatever the budget says.
+    pub async fn record(&self, key: &str) -> Result<(), crate::shared::SharedError> {
+        match self {
+            Limiter::Local(limiter) => {
+                limiter.record(key, Instant::now());
+                Ok(())
+            }
+            Limiter::Shared(limiter) => limiter.record(key).await,
+        }
+    }
+}
+
 /// Seconds for a Retry-After header: rounded up, at least 1.
 pub fn retry_after_secs(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

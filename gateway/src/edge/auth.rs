@@ -8,7 +8,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::time::Instant;
 
 use super::reply::{Fault, Reject};
 use super::{client_ip_of, ip_key, peer_of, request_id_of, AppState};
@@ -51,9 +50,10 @@ pub async fn authenticate(
     // positive cache entry): other tokens' failures from the same NAT or hosted client's egress
     // never lock it out. Any other token from that address waits, without reaching Coda, and
     // without counting as one more failure.
-    let limited = match state.ip_guard.peek(&ip_key, Instant::now()) {
-        Decision::Deny { retry_after } => Some(retry_after),
-        Decision::Allow => None,
+    let limited = match state.ip_guard.peek(&ip_key).await {
+        Ok(Decision::Deny { retry_after }) => Some(retry_after),
+        Ok(Decision::Allow) => None,
+        Err(e) => return state_unavailable(&state, ip, &request_id, &e),
     };
     let locked_out = |retry_after| {
         METRICS.rate_limited.inc(&[("limiter", "ip")]);
@@ -77,7 +77,7 @@ pub async fn authenticate(
         (Ok(token), _) => token,
         (Err(_), Some(retry_after)) => return locked_out(retry_after),
         (Err(refusal), None) => {
-            return refuse(&state, refusal, ip, &ip_key, None, &request_id, &base)
+            return refuse(&state, refusal, ip, &ip_key, None, &request_id, &base).await
         }
     };
     let token_hash = token.fingerprint();
@@ -92,14 +92,18 @@ pub async fn authenticate(
         (Err(_), Some(retry_after)) => return locked_out(retry_after),
         (Err(refusal), None) => {
             let hash = Some(token_hash.as_str());
-            return refuse(&state, refusal, ip, &ip_key, hash, &request_id, &base);
+            return refuse(&state, refusal, ip, &ip_key, hash, &request_id, &base).await;
         }
     };
     if let Some(retry_after) = limited {
         // Proven: a gateway-issued access token found in the OAuth store (the gateway's own
         // record; unguessable), or a Coda token Coda accepted recently.
-        if issued.is_none() && !authenticator.is_proven(&token) {
-            return locked_out(retry_after);
+        if issued.is_none() {
+            match authenticator.is_proven(&token).await {
+                Ok(true) => {}
+                Ok(false) => return locked_out(retry_after),
+                Err(e) => return state_unavailable(&state, ip, &request_id, &e),
+            }
         }
     }
     let identity = match authenticator.authenticate(token).await {
@@ -138,13 +142,15 @@ pub async fn authenticate(
                 Some(&token_hash),
                 &request_id,
                 &base,
-            );
+            )
+            .await;
         }
     };
-    if let Decision::Deny { retry_after } = state
-        .identity_limit
-        .check(&identity.subject, Instant::now())
-    {
+    let decision = match state.identity_limit.check(&identity.subject).await {
+        Ok(decision) => decision,
+        Err(e) => return state_unavailable(&state, ip, &request_id, &e),
+    };
+    if let Decision::Deny { retry_after } = decision {
         METRICS.rate_limited.inc(&[("limiter", "identity")]);
         state.audit.emit(
             Event::new(EventType::RateLimited)
@@ -162,6 +168,35 @@ pub async fn authenticate(
     }
     request.extensions_mut().insert(Caller { identity, ip });
     next.run(request).await
+}
+
+/// The answer while the state replicas share (Redis) does not answer: 503 with Retry-After,
+/// the gateway's fault. Whatever Redis was to decide (a budget, a cached verdict), the request
+/// is not admitted without it.
+pub fn state_unavailable(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    request_id: &str,
+    error: &crate::shared::SharedError,
+) -> Response {
+    tracing::warn!(error = %error, request_id, "shared state (Redis) unavailable; request refused");
+    METRICS
+        .auth_outcomes
+        .inc(&[("outcome", "shared_state_unavailable")]);
+    state.audit.emit(
+        Event::new(EventType::AuthFailure)
+            .ip(ip)
+            .request_id(request_id)
+            .reason("shared_state_unavailable"),
+    );
+    refusal_reject(
+        Refusal::StateUnavailable {
+            retry_after: crate::shared::RETRY_AFTER_SECS,
+        },
+        "",
+    )
+    .request_id(request_id)
+    .into_response()
 }
 
 fn too_many(retry_after: u64, what: &str) -> Reject {
@@ -196,7 +231,7 @@ fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Result<Secret, Refu
     Ok(Secret::new(token))
 }
 
-fn refuse(
+async fn refuse(
     state: &AppState,
     refusal: Refusal,
     ip: Option<IpAddr>,
@@ -219,7 +254,11 @@ fn refuse(
         refusal,
         Refusal::Missing | Refusal::Malformed | Refusal::InvalidToken
     ) {
-        state.ip_guard.record(ip_key, Instant::now());
+        // A failure that cannot be counted is not answered as one: the guesser would go
+        // uncounted for as long as Redis is down.
+        if let Err(e) = state.ip_guard.record(ip_key).await {
+            return state_unavailable(state, ip, request_id, &e);
+        }
     }
     refusal_reject(refusal, base)
         .request_id(request_id)
@@ -235,6 +274,13 @@ pub fn refusal_reject(refusal: Refusal, base: &str) -> Reject {
             jsonrpc::TRANSPORT_ERROR,
             Fault::Upstream,
             format!("Service Unavailable: Coda could not confirm the token; retry after {retry_after} s"),
+        )
+        .retry_after(retry_after),
+        Refusal::StateUnavailable { retry_after } => Reject::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            jsonrpc::TRANSPORT_ERROR,
+            Fault::Gateway,
+            format!("Service Unavailable: the gateway's shared state (Redis) did not answer; retry after {retry_after} s"),
         )
         .retry_after(retry_after),
         Refusal::NotAllowed { .. } => Reject::client(
@@ -273,6 +319,28 @@ pub fn refusal_reject(refusal: Refusal, base: &str) -> Reject {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Redis down is the gateway's fault and says so: 503, Retry-After, Redis named, and the
+    /// same answer whatever the caller sent (nothing about the token or Redis's error).
+    #[tokio::test]
+    async fn shared_state_trouble_is_a_503_naming_redis() {
+        let reject = refusal_reject(Refusal::StateUnavailable { retry_after: 5 }, "");
+        assert_eq!(reject.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = reject.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], jsonrpc::TRANSPORT_ERROR);
+        assert_eq!(body["error"]["data"]["fault"], "gateway");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("Redis"), "{message}");
+        assert_eq!(
+            Refusal::StateUnavailable { retry_after: 5 }.reason(),
+            "shared_state_unavailable"
+        );
+    }
 
     #[test]
     fn bearer_tokens_are_read_strictly() {

@@ -16,7 +16,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use tokio::time::Instant;
 
 use super::auth::{public_base, SCOPE};
 use super::reply::Reject;
@@ -80,9 +79,20 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
     let request_id = super::request_id_of(&request);
     let ip = super::client_ip_of(&state, &request);
     let key = super::ip_key(ip);
-    let mut response = match state.discovery_limit.check(&key, Instant::now()) {
-        Decision::Allow => next.run(request).await,
-        Decision::Deny { retry_after } => {
+    let mut response = match state.discovery_limit.check(&key).await {
+        Ok(Decision::Allow) => next.run(request).await,
+        Err(e) => {
+            tracing::warn!(error = %e, request_id, "shared state (Redis) unavailable; discovery refused");
+            super::auth::refusal_reject(
+                crate::identity::Refusal::StateUnavailable {
+                    retry_after: crate::shared::RETRY_AFTER_SECS,
+                },
+                "",
+            )
+            .request_id(&request_id)
+            .into_response()
+        }
+        Ok(Decision::Deny { retry_after }) => {
             let retry_after = retry_after_secs(retry_after);
             crate::metrics::METRICS
                 .rate_limited

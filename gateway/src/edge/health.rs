@@ -22,7 +22,8 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
-/// 200 only when serving, not draining, under capacity and (with auth on) Coda answered recently.
+/// 200 only when serving, not draining, under capacity, (with REDIS_URL) Redis answers and (with
+/// auth on) Coda answered recently.
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let reason = not_ready_reason(&state).await;
     let body = json!({
@@ -52,6 +53,12 @@ async fn not_ready_reason(state: &AppState) -> Option<&'static str> {
     }
     if state.spawner.children() >= state.config.children.max_children {
         return Some("children_at_capacity");
+    }
+    // Replicas: budgets and token verdicts live in Redis, so without it nothing is admitted.
+    if let Some(shared) = &state.shared {
+        if !shared.ping().await {
+            return Some("redis_unreachable");
+        }
     }
     if let (Some(auth), Some(token)) = (&state.auth, &state.operator_credential) {
         // How old Coda's last answer may be before readiness asks again (READY_CODA_FRESHNESS_SECS).

@@ -2,6 +2,9 @@
 //!
 //! Positive answers live for AUTH_CACHE_TTL_SECS, negative ones for less, "Coda unavailable" not
 //! at all. Concurrent first requests with one token share one lookup (single flight).
+//!
+//! With REDIS_URL the entries live in Redis instead (`shared::whoami`), for every replica at
+//! once; single flight stays per process. Redis trouble is an error, never a guess.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,6 +17,8 @@ use tokio::time::Instant;
 
 use super::coda::CodaUser;
 use super::Secret;
+use crate::shared::whoami::SharedWhoami;
+use crate::shared::{Shared, SharedError};
 
 /// The outcome of checking one token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +49,8 @@ pub struct TokenCache {
     limits: CacheLimits,
     entries: Mutex<HashMap<Key, Entry>>,
     in_flight: Mutex<HashMap<Key, Arc<OnceCell<Outcome>>>>,
+    /// Where entries live when replicas share them; `entries` then stays empty.
+    shared: Option<SharedWhoami>,
 }
 
 /// Whether an answer came from the cache (for metrics and audit).
@@ -59,7 +66,13 @@ impl TokenCache {
             limits,
             entries: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// Keeps entries in Redis, shared with the other replicas, from now on.
+    pub fn share(&mut self, shared: Shared) {
+        self.shared = Some(SharedWhoami::new(shared));
     }
 
     fn key(token: &Secret) -> Key {
@@ -75,23 +88,20 @@ impl TokenCache {
     }
 
     /// Checks a token: from the cache when fresh, else through `lookup`, shared with every
-    /// concurrent caller asking about the same token.
-    pub async fn check<F, Fut>(&self, token: &Secret, lookup: F) -> (Outcome, Source)
+    /// concurrent caller asking about the same token. Fails only when the entries live in Redis
+    /// and Redis did not answer.
+    pub async fn check<F, Fut>(
+        &self,
+        token: &Secret,
+        lookup: F,
+    ) -> Result<(Outcome, Source), SharedError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Outcome>,
     {
         let key = Self::key(token);
-        let now = Instant::now();
-        if let Some(entry) = self
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            if entry.until > now {
-                return (entry.outcome.clone(), Source::Cache);
-            }
+        if let Some(fresh) = self.fresh(&key).await? {
+            return Ok((fresh, Source::Cache));
         }
         let cell = self
             .in_flight
@@ -102,31 +112,55 @@ impl TokenCache {
             .clone();
         let outcome = cell.get_or_init(lookup).await.clone();
         // Store before leaving the flight, so a newcomer finds the cache rather than a new lookup.
-        self.store(key, &outcome);
+        let stored = self.store(key, &outcome).await;
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         if in_flight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
             in_flight.remove(&key);
         }
-        (outcome, Source::Upstream)
+        stored.map(|()| (outcome, Source::Upstream))
     }
 
-    /// Whether Coda accepted this token recently (a fresh positive entry): such a token is
-    /// already proven, so guessing cannot be what it is doing. Never asks Coda.
-    pub fn is_proven(&self, token: &Secret) -> bool {
+    /// The fresh entry for `key`, from Redis when shared.
+    async fn fresh(&self, key: &Key) -> Result<Option<Outcome>, SharedError> {
+        if let Some(shared) = &self.shared {
+            return shared.get(key).await;
+        }
         let now = Instant::now();
-        self.entries
+        Ok(self
+            .entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&Self::key(token))
-            .is_some_and(|entry| entry.until > now && matches!(entry.outcome, Outcome::Valid(_)))
+            .get(key)
+            .filter(|entry| entry.until > now)
+            .map(|entry| entry.outcome.clone()))
     }
 
-    fn store(&self, key: Key, outcome: &Outcome) {
+    /// Whether Coda accepted this token recently (a fresh positive entry, whichever replica
+    /// asked): such a token is already proven, so guessing cannot be what it is doing. Never
+    /// asks Coda.
+    pub async fn is_proven(&self, token: &Secret) -> Result<bool, SharedError> {
+        Ok(matches!(
+            self.fresh(&Self::key(token)).await?,
+            Some(Outcome::Valid(_))
+        ))
+    }
+
+    async fn store(&self, key: Key, outcome: &Outcome) -> Result<(), SharedError> {
         let ttl = match outcome {
             Outcome::Valid(_) => self.limits.positive_ttl,
             Outcome::Invalid => self.limits.negative_ttl,
-            Outcome::Unavailable { .. } => return,
+            Outcome::Unavailable { .. } => return Ok(()),
         };
+        match &self.shared {
+            Some(shared) => shared.put(&key, outcome, ttl).await,
+            None => {
+                self.store_local(key, outcome, ttl);
+                Ok(())
+            }
+        }
+    }
+
+    fn store_local(&self, key: Key, outcome: &Outcome, ttl: Duration) {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= self.limits.max_entries && !entries.contains_key(&key) {
@@ -179,10 +213,16 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             Outcome::Valid(user())
         };
-        assert_eq!(cache.check(&token, lookup).await.1, Source::Upstream);
-        assert_eq!(cache.check(&token, lookup).await.1, Source::Cache);
+        assert_eq!(
+            cache.check(&token, lookup).await.unwrap().1,
+            Source::Upstream
+        );
+        assert_eq!(cache.check(&token, lookup).await.unwrap().1, Source::Cache);
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(cache.check(&token, lookup).await.1, Source::Upstream);
+        assert_eq!(
+            cache.check(&token, lookup).await.unwrap().1,
+            Source::Upstream
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
@@ -190,23 +230,39 @@ mod tests {
     async fn negative_answers_live_shorter_and_unavailable_is_not_kept() {
         let cache = TokenCache::new(limits());
         let token = Secret::new("token-bad-123");
-        cache.check(&token, || async { Outcome::Invalid }).await;
+        cache
+            .check(&token, || async { Outcome::Invalid })
+            .await
+            .unwrap();
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(
-            cache.check(&token, || async { Outcome::Invalid }).await.1,
+            cache
+                .check(&token, || async { Outcome::Invalid })
+                .await
+                .unwrap()
+                .1,
             Source::Cache
         );
         tokio::time::advance(Duration::from_secs(6)).await;
         assert_eq!(
-            cache.check(&token, || async { Outcome::Invalid }).await.1,
+            cache
+                .check(&token, || async { Outcome::Invalid })
+                .await
+                .unwrap()
+                .1,
             Source::Upstream
         );
         let other = Secret::new("token-other-123");
         cache
             .check(&other, || async { Outcome::Unavailable { retry_after: 5 } })
-            .await;
+            .await
+            .unwrap();
         assert_eq!(
-            cache.check(&other, || async { Outcome::Invalid }).await.1,
+            cache
+                .check(&other, || async { Outcome::Invalid })
+                .await
+                .unwrap()
+                .1,
             Source::Upstream
         );
     }
@@ -228,6 +284,7 @@ mod tests {
                         Outcome::Valid(user())
                     })
                     .await
+                    .unwrap()
                     .0
             }));
         }
@@ -242,15 +299,19 @@ mod tests {
         let cache = TokenCache::new(limits());
         let good = Secret::new("token-good-123");
         let bad = Secret::new("token-bad-123");
-        assert!(!cache.is_proven(&good), "never checked");
+        assert!(!cache.is_proven(&good).await.unwrap(), "never checked");
         cache
             .check(&good, || async { Outcome::Valid(user()) })
-            .await;
-        cache.check(&bad, || async { Outcome::Invalid }).await;
-        assert!(cache.is_proven(&good));
-        assert!(!cache.is_proven(&bad));
+            .await
+            .unwrap();
+        cache
+            .check(&bad, || async { Outcome::Invalid })
+            .await
+            .unwrap();
+        assert!(cache.is_proven(&good).await.unwrap());
+        assert!(!cache.is_proven(&bad).await.unwrap());
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(!cache.is_proven(&good), "expired");
+        assert!(!cache.is_proven(&good).await.unwrap(), "expired");
     }
 
     #[tokio::test(start_paused = true)]
@@ -261,7 +322,8 @@ mod tests {
                 .check(&Secret::new(format!("token-{i}-abcdef")), || async {
                     Outcome::Invalid
                 })
-                .await;
+                .await
+                .unwrap();
         }
         assert!(cache.len() <= 2);
     }

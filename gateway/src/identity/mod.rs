@@ -55,6 +55,8 @@ pub enum Refusal {
     NotAllowed { subject: String },
     /// Coda could not be asked; retry after this many seconds.
     Unavailable { retry_after: u64 },
+    /// The state replicas share (Redis) did not answer, so the token could not be checked.
+    StateUnavailable { retry_after: u64 },
 }
 
 impl Refusal {
@@ -66,6 +68,7 @@ impl Refusal {
             Refusal::InvalidToken => "invalid_token",
             Refusal::NotAllowed { .. } => "not_allowed",
             Refusal::Unavailable { .. } => "coda_unavailable",
+            Refusal::StateUnavailable { .. } => "shared_state_unavailable",
         }
     }
 }
@@ -113,9 +116,15 @@ impl Authenticator {
         self.allowed.is_some()
     }
 
-    /// Whether Coda accepted this token recently (a fresh positive cache entry); never asks Coda.
-    pub fn is_proven(&self, token: &Secret) -> bool {
-        self.cache.is_proven(token)
+    /// Keeps the token cache in Redis, shared with the other replicas (REDIS_URL).
+    pub fn share_cache(&mut self, shared: crate::shared::Shared) {
+        self.cache.share(shared);
+    }
+
+    /// Whether Coda accepted this token recently (a fresh positive cache entry); never asks
+    /// Coda. An error when the cache lives in Redis and Redis did not answer.
+    pub async fn is_proven(&self, token: &Secret) -> Result<bool, crate::shared::SharedError> {
+        self.cache.is_proven(token).await
     }
 
     /// Who owns this token, if Coda says it is valid and the allow-list admits them.
@@ -130,7 +139,13 @@ impl Authenticator {
                 }
                 outcome_of(answer)
             })
-            .await;
+            .await
+            .map_err(|e| {
+                tracing::warn!(token = %token.fingerprint(), error = %e, "the shared token cache (Redis) failed");
+                Refusal::StateUnavailable {
+                    retry_after: crate::shared::RETRY_AFTER_SECS,
+                }
+            })?;
         let user = match outcome {
             Outcome::Valid(user) => user,
             Outcome::Invalid => return Err(Refusal::InvalidToken),

@@ -39,13 +39,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::time::Instant;
 
 use crate::app::{client_ip_of, peer_of, public_base, request_id_of, AppState};
 use crate::audit::{Audit, Event, EventType};
 use crate::config::OAuthSettings;
 use crate::identity::{Authenticator, Refusal, Secret};
-use crate::ratelimit::{retry_after_secs, Decision, RateLimiter};
+use crate::ratelimit::{retry_after_secs, Decision, Limiter};
 use crate::values::ip_key;
 use crypto::{Keys, Purpose};
 use store::{Store, StoreError};
@@ -359,7 +358,7 @@ impl FromRef<Arc<AppState>> for OAuthState {
 
 impl OAuthState {
     /// The per-IP guard failed authentications count against.
-    pub fn ip_guard(&self) -> &RateLimiter {
+    pub fn ip_guard(&self) -> &Limiter {
         &self.app.ip_guard
     }
 
@@ -432,9 +431,23 @@ async fn guard(State(state): State<OAuthState>, request: Request, next: Next) ->
     let (ip, request_id) = (who.ip, who.request_id);
     let key = ip_key(ip);
     let page = request.uri().path() == "/oauth/authorize";
-    let mut response = match state.ip_guard().check(&key, Instant::now()) {
-        Decision::Allow => next.run(request).await,
-        Decision::Deny { retry_after } => {
+    let mut response = match state.ip_guard().check(&key).await {
+        Ok(Decision::Allow) => next.run(request).await,
+        Err(e) => {
+            tracing::warn!(error = %e, request_id, "shared state (Redis) unavailable; OAuth request refused");
+            let retry_after = crate::shared::RETRY_AFTER_SECS;
+            let mut response = error::OAuthError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                format!("the gateway's shared state (Redis) did not answer; retry after {retry_after} s"),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            response
+        }
+        Ok(Decision::Deny { retry_after }) => {
             let retry_after = retry_after_secs(retry_after);
             crate::metrics::METRICS
                 .rate_limited

@@ -5,6 +5,9 @@
 //! this deployment writes starts with REDIS_PREFIX and has a TTL. Redis trouble is reported by
 //! `/ready`, and state that decides who gets in fails closed (503 with Retry-After), never open.
 
+pub mod ratelimit;
+pub mod whoami;
+
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -13,6 +16,10 @@ use crate::config::ReplicaSettings;
 
 /// How long one Redis command may take before the caller treats Redis as down.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Retry-After (seconds) of the 503 a request gets while Redis is down: long enough for a
+/// reconnect, short enough that clients come back soon after Redis does.
+pub const RETRY_AFTER_SECS: u64 = 5;
 
 /// Why shared state could not be read or written: Redis is down, slow or refusing.
 #[derive(Debug, thiserror::Error)]

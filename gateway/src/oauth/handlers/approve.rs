@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::time::Instant;
 
 use super::authorize::{redirect_to, Pending};
 use super::{form, oauth_of, Requester, CSRF_COOKIE};
@@ -225,6 +224,7 @@ async fn authenticate(reply: &Reply<'_>, secret: &Secret) -> Result<String, Resp
     let reason = match &refusal {
         Refusal::NotAllowed { .. } => "oauth_not_allowed",
         Refusal::Unavailable { .. } => "oauth_coda_unavailable",
+        Refusal::StateUnavailable { .. } => "oauth_shared_state_unavailable",
         _ => "oauth_invalid_coda_token",
     };
     let mut event = reply
@@ -245,11 +245,19 @@ async fn authenticate(reply: &Reply<'_>, secret: &Secret) -> Result<String, Resp
             StatusCode::SERVICE_UNAVAILABLE,
             "Coda could not be reached to check the token. Try again in a moment.",
         ),
+        Refusal::StateUnavailable { .. } => reply.again(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway's shared state (Redis) did not answer, so the token could not be checked. Try again in a moment.",
+        ),
         _ => {
-            reply
-                .state
-                .ip_guard()
-                .record(&ip_key(reply.who.ip), Instant::now());
+            let ip = ip_key(reply.who.ip);
+            if reply.state.ip_guard().record(&ip).await.is_err() {
+                // Not counted, so not answered as a failure (the guard fails closed).
+                return Err(reply.again(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The gateway's shared state (Redis) did not answer. Try again in a moment.",
+                ));
+            }
             reply.again(
                 StatusCode::UNAUTHORIZED,
                 "Coda did not accept this token: it is invalid, expired or revoked. Copy the whole token from coda.io/account.",
