@@ -5,8 +5,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// Retry-After (seconds) when the shared store is unavailable.
-pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+/// Retry-After (seconds) when the shared store is unavailable (the same as `/mcp` says).
+pub const STORE_RETRY_AFTER_SECS: u64 = crate::shared::RETRY_AFTER_SECS;
 
 #[derive(Debug)]
 pub struct OAuthError {

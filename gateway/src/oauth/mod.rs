@@ -280,6 +280,12 @@ impl OAuth {
         let now = self.clock.now();
         let row = match self.db(move |s| s.access(now, &hash)).await {
             Ok(row) => row,
+            Err(StoreError::Shared(e)) => {
+                tracing::warn!(error = %e, "the OAuth store (Redis) failed while checking an access token");
+                return Err(Refusal::StateUnavailable {
+                    retry_after: crate::shared::RETRY_AFTER_SECS,
+                });
+            }
             Err(e) => {
                 tracing::error!(error = %e, "OAuth store failed while checking an access token");
                 return Err(Refusal::Unavailable { retry_after: 5 });
