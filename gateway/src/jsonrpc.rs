@@ -322,6 +322,77 @@ pub fn append_member(
     Bytes::from(out)
 }
 
+/// A client request read without building its tree, to be forwarded with only its id replaced:
+/// its id (and where it is in the body) and method. Only requests whose `params` (when present)
+/// is an object without `_meta` are read here (nothing in them is translated on the way, and
+/// no era is claimed); anything else, and a body holding a line break (the child reads one
+/// message per line), is `None`, for the general path.
+#[derive(Debug, PartialEq)]
+pub struct RawRequest {
+    pub id: Value,
+    /// Byte range of the id's value in the body.
+    pub id_span: std::ops::Range<usize>,
+    pub method: String,
+}
+
+#[derive(serde::Deserialize)]
+struct RequestProbe<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    result: bool,
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+}
+
+/// The members of `params` the general path looks into.
+#[derive(serde::Deserialize)]
+struct ParamsProbe {
+    #[serde(rename = "_meta", default, deserialize_with = "present")]
+    meta: bool,
+}
+
+/// Reads a request body the gateway only needs to re-address (see [`RawRequest`]). The whole
+/// body is still checked to be valid JSON, as the general path's parse does.
+pub fn probe_request(body: &[u8]) -> Option<RawRequest> {
+    if body.contains(&b'\n')
+        || body.contains(&b'\r')
+        || serde_json::from_slice::<Valid>(body).is_err()
+    {
+        return None;
+    }
+    let probe: RequestProbe<'_> = serde_json::from_slice(body).ok()?;
+    if probe.jsonrpc.as_deref() != Some("2.0") || probe.result || probe.error {
+        return None;
+    }
+    let method = probe.method?.into_owned();
+    let raw_id = probe.id?;
+    let id: Value = serde_json::from_str(raw_id.get()).ok()?;
+    if !valid_id(&id) {
+        return None;
+    }
+    if let Some(params) = probe.params {
+        if !params.get().starts_with('{') {
+            return None;
+        }
+        let params: ParamsProbe = serde_json::from_str(params.get()).ok()?;
+        if params.meta {
+            return None;
+        }
+    }
+    Some(RawRequest {
+        id,
+        id_span: span_in(body, raw_id)?,
+        method,
+    })
+}
+
 /// `params._meta.progressToken` of a request, if any.
 pub fn progress_token(message: &Map<String, Value>) -> Option<&Value> {
     message.get("params")?.get("_meta")?.get("progressToken")
@@ -508,6 +579,49 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(line)
             );
+        }
+    }
+
+    #[test]
+    fn probes_plain_requests_and_splices_their_id() {
+        let body = br#"{"jsonrpc":"2.0","id":"c-9","method":"tools/call","params":{"name":"echo","arguments":{"message":"\u00e9"}}}"#;
+        let probe = probe_request(body).unwrap();
+        assert_eq!(probe.id, json!("c-9"));
+        assert_eq!(probe.method, "tools/call");
+        let spliced = splice_id(body, probe.id_span, &json!(12));
+        let mut want: Map<String, Value> = serde_json::from_slice(body).unwrap();
+        want.insert("id".into(), json!(12));
+        assert_eq!(
+            serde_json::from_slice::<Map<String, Value>>(&spliced).unwrap(),
+            want
+        );
+        let spaced = br#" { "method" : "ping" , "id" : 4 , "jsonrpc" : "2.0" } "#;
+        assert_eq!(probe_request(spaced).unwrap().id, json!(4));
+    }
+
+    #[test]
+    fn request_probe_leaves_everything_else_to_the_general_path() {
+        for body in [
+            // `_meta` may carry a progress token or claim the 2026-07-28 era.
+            &br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":1}}}"#[..],
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#,
+            br#"{"jsonrpc":"2.0","id":null,"method":"x"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":3}"#,
+            br#"{"jsonrpc":"2.0","id":1,"id":2,"method":"x"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":1,"_meta":2}}"#,
+            br#"{"id":1,"method":"x"}"#,
+            br#"[{"jsonrpc":"2.0","id":1,"method":"x"}]"#,
+            // The child reads one message per line.
+            b"{\"jsonrpc\":\"2.0\",\n\"id\":1,\"method\":\"x\"}",
+            b"{\"jsonrpc\":\"2.0\",\r\"id\":1,\"method\":\"x\"}",
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":{\"a\":\"\xff\"}}",
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":"\ud800"}}"#,
+        ] {
+            assert_eq!(probe_request(body), None, "{}", String::from_utf8_lossy(body));
         }
     }
 
