@@ -1,8 +1,10 @@
 //! JSON-RPC classification: every verdict agrees with the message's members, and the fast
-//! probe never disagrees with the full classifier.
+//! probes (responses from the child, requests from a client) never disagree with the full
+//! classifier. A probed request is one line, has no `_meta`, and spliced with a new id it is
+//! the parsed request with that id.
 #![no_main]
 
-use gateway::fuzzing::{classify, probe_response, Kind};
+use gateway::fuzzing::{classify, probe_request, probe_response, splice_id, Kind};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
@@ -48,14 +50,54 @@ fn check(message: &Map<String, Value>) {
     }
 }
 
+/// What the edge forwards for a probed request: classified as a request with the same id and
+/// method, no `_meta` in object params, one line, and the splice is the request re-addressed.
+fn check_request_probe(data: &[u8], message: &Map<String, Value>) {
+    let Some(probe) = probe_request(data) else {
+        return;
+    };
+    match classify(message) {
+        Ok(Kind::Request { id, method }) => {
+            assert_eq!(id, probe.id);
+            assert_eq!(method, probe.method);
+        }
+        other => panic!("probe read a request the classifier calls {other:?}"),
+    }
+    match message.get("params") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(params)) => assert!(!params.contains_key("_meta")),
+        Some(other) => panic!("probe took params {other}"),
+    }
+    assert!(!data.contains(&b'\n') && !data.contains(&b'\r'));
+    let id: Value = serde_json::from_slice(&data[probe.id_span.clone()]).expect("span is the id");
+    assert_eq!(id, probe.id);
+    let spliced = splice_id(data, probe.id_span, &Value::from(7u64));
+    let mut want = message.clone();
+    want.insert("id".into(), Value::from(7u64));
+    let got: Map<String, Value> = serde_json::from_slice(&spliced).expect("spliced is JSON");
+    assert_eq!(got, want);
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<Value>(data) else {
         assert!(
             probe_response(data).is_none(),
             "the probe read invalid JSON"
         );
+        assert!(
+            probe_request(data).is_none(),
+            "the request probe read invalid JSON"
+        );
         return;
     };
+    if let Value::Object(message) = &value {
+        check_request_probe(data, message);
+    } else {
+        assert!(
+            probe_request(data).is_none(),
+            "the request probe read a non-object"
+        );
+    }
     let probe = probe_response(data);
     match &value {
         Value::Object(message) => {

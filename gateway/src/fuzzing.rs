@@ -13,7 +13,10 @@ pub use crate::core::session::short as short_session_id;
 pub use crate::core::stream::{parse_event_id, EventStream};
 pub use crate::edge::headers::{accepts, is_json, text as header_text};
 pub use crate::edge::origin::OriginPolicy;
-pub use crate::jsonrpc::{classify, map_to_bytes, probe_response, splice_id, Kind, RawResponse};
+pub use crate::jsonrpc::{
+    append_member, classify, map_to_bytes, probe_request, probe_response, probe_result, splice_id,
+    Kind, RawResponse, RawResult,
+};
 pub use crate::oauth::cimd::{check_redirect_uri, redirect_uris};
 pub use crate::oauth::crypto::valid_pkce_text;
 pub use crate::oauth::handlers::canonical_resource;

@@ -229,6 +229,170 @@ pub fn splice_id(line: &[u8], span: std::ops::Range<usize>, id: &Value) -> Bytes
     Bytes::from(out)
 }
 
+/// A successful response read without building its tree, for the 2026-07-28 edge: where its
+/// `result` object is, whether that object has a `resultType` member, and where its id is.
+/// Anything else (errors, non-object results, duplicate members, what [`probe_response`]
+/// refuses) is `None`, for the general path.
+#[derive(Debug, PartialEq)]
+pub struct RawResult {
+    /// Byte range of the id's value in the line.
+    pub id_span: std::ops::Range<usize>,
+    /// Byte range of the `result` object, braces included.
+    pub result_span: std::ops::Range<usize>,
+    /// The object has no member at all (`{}` or braces around whitespace).
+    pub result_empty: bool,
+    pub has_result_type: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct ResultProbe<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    method: bool,
+    #[serde(borrow, default)]
+    result: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+}
+
+/// The top-level members of a result the edge may add to.
+#[derive(serde::Deserialize)]
+struct ResultMembers {
+    #[serde(rename = "resultType", default, deserialize_with = "present")]
+    result_type: bool,
+}
+
+/// Where `raw` (borrowed from `line`) is in `line`.
+fn span_in(line: &[u8], raw: &serde_json::value::RawValue) -> Option<std::ops::Range<usize>> {
+    let start = (raw.get().as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+    let end = start + raw.get().len();
+    (end <= line.len() && &line[start..end] == raw.get().as_bytes()).then_some(start..end)
+}
+
+/// Reads a response whose `result` object the edge completes in place (see [`RawResult`]).
+pub fn probe_result(line: &[u8]) -> Option<RawResult> {
+    // The same lines as for `probe_response` go to the general path (bare CR, what a tree refuses).
+    if line.contains(&b'\r')
+        || line.contains(&b'\n')
+        || serde_json::from_slice::<Valid>(line).is_err()
+    {
+        return None;
+    }
+    let probe: ResultProbe<'_> = serde_json::from_slice(line).ok()?;
+    if probe.jsonrpc.as_deref() != Some("2.0") || probe.method || probe.error {
+        return None;
+    }
+    let id = probe.id?;
+    let result = probe.result?;
+    let text = result.get();
+    if !text.starts_with('{') {
+        return None;
+    }
+    let members: ResultMembers = serde_json::from_str(text).ok()?;
+    let result_empty = text[1..text.len() - 1]
+        .bytes()
+        .all(|b| b.is_ascii_whitespace());
+    Some(RawResult {
+        id_span: span_in(line, id)?,
+        result_span: span_in(line, result)?,
+        result_empty,
+        has_result_type: members.result_type,
+    })
+}
+
+/// `line` with `member` (a compact `"name":value`) added as the last member of the object at
+/// `span` (as inserting it into the parsed object and re-serializing would place it).
+pub fn append_member(
+    line: &[u8],
+    span: std::ops::Range<usize>,
+    empty: bool,
+    member: &[u8],
+) -> Bytes {
+    let close = span.end - 1;
+    let mut out = Vec::with_capacity(line.len() + member.len() + 1);
+    out.extend_from_slice(&line[..close]);
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(member);
+    out.extend_from_slice(&line[close..]);
+    Bytes::from(out)
+}
+
+/// A client request read without building its tree, to be forwarded with only its id replaced:
+/// its id (and where it is in the body) and method. Only requests whose `params` (when present)
+/// is an object without `_meta` are read here (nothing in them is translated on the way, and
+/// no era is claimed); anything else, and a body holding a line break (the child reads one
+/// message per line), is `None`, for the general path.
+#[derive(Debug, PartialEq)]
+pub struct RawRequest {
+    pub id: Value,
+    /// Byte range of the id's value in the body.
+    pub id_span: std::ops::Range<usize>,
+    pub method: String,
+}
+
+#[derive(serde::Deserialize)]
+struct RequestProbe<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    result: bool,
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+}
+
+/// The members of `params` the general path looks into.
+#[derive(serde::Deserialize)]
+struct ParamsProbe {
+    #[serde(rename = "_meta", default, deserialize_with = "present")]
+    meta: bool,
+}
+
+/// Reads a request body the gateway only needs to re-address (see [`RawRequest`]). The whole
+/// body is still checked to be valid JSON, as the general path's parse does.
+pub fn probe_request(body: &[u8]) -> Option<RawRequest> {
+    if body.contains(&b'\n')
+        || body.contains(&b'\r')
+        || serde_json::from_slice::<Valid>(body).is_err()
+    {
+        return None;
+    }
+    let probe: RequestProbe<'_> = serde_json::from_slice(body).ok()?;
+    if probe.jsonrpc.as_deref() != Some("2.0") || probe.result || probe.error {
+        return None;
+    }
+    let method = probe.method?.into_owned();
+    let raw_id = probe.id?;
+    let id: Value = serde_json::from_str(raw_id.get()).ok()?;
+    if !valid_id(&id) {
+        return None;
+    }
+    if let Some(params) = probe.params {
+        if !params.get().starts_with('{') {
+            return None;
+        }
+        let params: ParamsProbe = serde_json::from_str(params.get()).ok()?;
+        if params.meta {
+            return None;
+        }
+    }
+    Some(RawRequest {
+        id,
+        id_span: span_in(body, raw_id)?,
+        method,
+    })
+}
+
 /// `params._meta.progressToken` of a request, if any.
 pub fn progress_token(message: &Map<String, Value>) -> Option<&Value> {
     message.get("params")?.get("_meta")?.get("progressToken")
@@ -350,6 +514,114 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(line)
             );
+        }
+    }
+
+    #[test]
+    fn completes_results_in_place() {
+        let line =
+            br#"{"jsonrpc":"2.0","id":"c-1","result":{"content":[{"type":"text","text":"x"}]}}"#;
+        let probe = probe_result(line).unwrap();
+        assert!(!probe.has_result_type && !probe.result_empty);
+        assert_eq!(&line[probe.id_span.clone()], br#""c-1""#);
+        let done = append_member(
+            line,
+            probe.result_span,
+            false,
+            br#""resultType":"complete""#,
+        );
+        // Byte for byte what inserting into the parsed result and re-serializing gives.
+        let mut map: Map<String, Value> = serde_json::from_slice(line).unwrap();
+        map["result"]
+            .as_object_mut()
+            .unwrap()
+            .insert("resultType".into(), json!("complete"));
+        assert_eq!(done, map_to_bytes(&map));
+
+        let empty = br#"{"jsonrpc":"2.0","id":2,"result":{ }}"#;
+        let probe = probe_result(empty).unwrap();
+        assert!(probe.result_empty);
+        let done = append_member(
+            empty,
+            probe.result_span,
+            true,
+            br#""resultType":"complete""#,
+        );
+        let value: Value = serde_json::from_slice(&done).unwrap();
+        assert_eq!(
+            value,
+            json!({"jsonrpc":"2.0","id":2,"result":{"resultType":"complete"}})
+        );
+
+        let typed = br#" { "result" : { "resultType" : "input_required" } , "id" : 3 , "jsonrpc" : "2.0" } "#;
+        assert!(probe_result(typed).unwrap().has_result_type);
+    }
+
+    #[test]
+    fn result_probe_leaves_everything_else_to_the_general_path() {
+        for line in [
+            &br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"x"}}"#[..],
+            br#"{"jsonrpc":"2.0","id":1,"result":[]}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":null}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":1,"resultType":2}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{},"result":{}}"#,
+            br#"{"jsonrpc":"2.0","result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":null,"result":{}}"#,
+            br#"{"jsonrpc":"1.0","id":1,"result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","result":{}}"#,
+            b"{\"jsonrpc\":\"2.0\",\r\"id\":1,\"result\":{}}",
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"a\":\"\xff\"}}",
+            br#"{"jsonrpc":"2.0","id":1,"result":{"a":"\ud800"}}"#,
+        ] {
+            assert_eq!(
+                probe_result(line),
+                None,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn probes_plain_requests_and_splices_their_id() {
+        let body = br#"{"jsonrpc":"2.0","id":"c-9","method":"tools/call","params":{"name":"echo","arguments":{"message":"\u00e9"}}}"#;
+        let probe = probe_request(body).unwrap();
+        assert_eq!(probe.id, json!("c-9"));
+        assert_eq!(probe.method, "tools/call");
+        let spliced = splice_id(body, probe.id_span, &json!(12));
+        let mut want: Map<String, Value> = serde_json::from_slice(body).unwrap();
+        want.insert("id".into(), json!(12));
+        assert_eq!(
+            serde_json::from_slice::<Map<String, Value>>(&spliced).unwrap(),
+            want
+        );
+        let spaced = br#" { "method" : "ping" , "id" : 4 , "jsonrpc" : "2.0" } "#;
+        assert_eq!(probe_request(spaced).unwrap().id, json!(4));
+    }
+
+    #[test]
+    fn request_probe_leaves_everything_else_to_the_general_path() {
+        for body in [
+            // `_meta` may carry a progress token or claim the 2026-07-28 era.
+            &br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":1}}}"#[..],
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#,
+            br#"{"jsonrpc":"2.0","id":null,"method":"x"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":3}"#,
+            br#"{"jsonrpc":"2.0","id":1,"id":2,"method":"x"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":1,"_meta":2}}"#,
+            br#"{"id":1,"method":"x"}"#,
+            br#"[{"jsonrpc":"2.0","id":1,"method":"x"}]"#,
+            // The child reads one message per line.
+            b"{\"jsonrpc\":\"2.0\",\n\"id\":1,\"method\":\"x\"}",
+            b"{\"jsonrpc\":\"2.0\",\r\"id\":1,\"method\":\"x\"}",
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":{\"a\":\"\xff\"}}",
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":"\ud800"}}"#,
+        ] {
+            assert_eq!(probe_request(body), None, "{}", String::from_utf8_lossy(body));
         }
     }
 

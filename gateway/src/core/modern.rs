@@ -61,8 +61,9 @@ pub struct InputRequest {
 pub enum Outbound {
     /// A notification (progress, a log message), as the child wrote it.
     Notification(Bytes),
-    /// The child's answer (its `id` is the one the call started with).
-    Final(Map<String, Value>),
+    /// The child's answer as the router addressed it (its `id` is the one the call started
+    /// with), unparsed: the edge completes it in place when it can.
+    Final(Bytes),
     /// The child waits for the client.
     InputRequired(Vec<InputRequest>),
     /// The child asked only for what the client did not declare: these capabilities.
@@ -239,10 +240,7 @@ impl ModernCall {
     fn read(&mut self, data: Bytes, is_final: bool, asked: &Asked<'_>) -> Read {
         if is_final {
             self.over = true;
-            return match serde_json::from_slice::<Value>(&data) {
-                Ok(Value::Object(map)) => Read::Out(Outbound::Final(map)),
-                _ => Read::Out(Outbound::Gone),
-            };
+            return Read::Out(Outbound::Final(data));
         }
         let Ok(Value::Object(message)) = serde_json::from_slice::<Value>(&data) else {
             return Read::Nothing;

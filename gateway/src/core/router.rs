@@ -63,6 +63,19 @@ pub struct Router {
     state: Mutex<State>,
 }
 
+/// A client request on its way to the child.
+pub enum Outgoing<'a> {
+    /// Parsed: what must be translated is, then it is serialized.
+    Message(Map<String, Value>),
+    /// Read by [`jsonrpc::probe_request`] (no `_meta`, one line): forwarded as the client sent
+    /// it, with only the id's bytes replaced.
+    Raw {
+        body: &'a [u8],
+        id_span: std::ops::Range<usize>,
+        method: &'a str,
+    },
+}
+
 /// Why a message could not go to the child.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
@@ -121,29 +134,63 @@ impl Router {
     pub async fn call(
         &self,
         channel: &Arc<Channel>,
-        mut message: Map<String, Value>,
+        message: Map<String, Value>,
+        client_id: Value,
+        stream: &Arc<EventStream>,
+    ) -> Result<u64, RouteError> {
+        self.forward(channel, Outgoing::Message(message), client_id, stream)
+            .await
+    }
+
+    /// [`Router::call`] for a request parsed or only probed.
+    pub async fn forward(
+        &self,
+        channel: &Arc<Channel>,
+        outgoing: Outgoing<'_>,
         client_id: Value,
         stream: &Arc<EventStream>,
     ) -> Result<u64, RouteError> {
         let upstream_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let client_progress = jsonrpc::progress_token(&message).cloned();
-        let method =
-            metrics::method_label(message.get("method").and_then(Value::as_str).unwrap_or(""));
-        let upstream_progress = match (&client_progress, self.sharing) {
-            (Some(_), Sharing::Shared) => {
-                let token = json!(format!("gw-p{upstream_id}"));
-                if let Some(meta) = message
-                    .get_mut("params")
-                    .and_then(|p| p.get_mut("_meta"))
-                    .and_then(Value::as_object_mut)
-                {
-                    meta.insert("progressToken".into(), token.clone());
-                }
-                Some(token)
+        let (line, method, client_progress, upstream_progress) = match outgoing {
+            // No `_meta`, so no progress token: only the id changes.
+            Outgoing::Raw {
+                body,
+                id_span,
+                method,
+            } => (
+                jsonrpc::splice_id(body, id_span, &json!(upstream_id)),
+                metrics::method_label(method),
+                None,
+                None,
+            ),
+            Outgoing::Message(mut message) => {
+                let client_progress = jsonrpc::progress_token(&message).cloned();
+                let method = metrics::method_label(
+                    message.get("method").and_then(Value::as_str).unwrap_or(""),
+                );
+                let upstream_progress = match (&client_progress, self.sharing) {
+                    (Some(_), Sharing::Shared) => {
+                        let token = json!(format!("gw-p{upstream_id}"));
+                        if let Some(meta) = message
+                            .get_mut("params")
+                            .and_then(|p| p.get_mut("_meta"))
+                            .and_then(Value::as_object_mut)
+                        {
+                            meta.insert("progressToken".into(), token.clone());
+                        }
+                        Some(token)
+                    }
+                    (token, _) => token.clone(),
+                };
+                message.insert("id".into(), json!(upstream_id));
+                (
+                    jsonrpc::map_to_bytes(&message),
+                    method,
+                    client_progress,
+                    upstream_progress,
+                )
             }
-            (token, _) => token.clone(),
         };
-        message.insert("id".into(), json!(upstream_id));
         {
             let mut state = self.lock();
             if state.closed {
@@ -162,7 +209,7 @@ impl Router {
                 },
             );
         }
-        if let Err(gone) = self.child.send(jsonrpc::map_to_bytes(&message)).await {
+        if let Err(gone) = self.child.send(line).await {
             self.lock().pending.remove(&upstream_id);
             return Err(gone.into());
         }

@@ -221,7 +221,9 @@ fn terminal_body(
     context: &Context<'_>,
 ) -> Result<(StatusCode, Bytes)> {
     match out {
-        Outbound::Final(response) => Ok(shape::answer(response, context.id, context.method, state)),
+        Outbound::Final(response) => {
+            shape::answer(response, context.id, context.method, state).ok_or_else(child_gone)
+        }
         Outbound::InputRequired(waiting) => {
             // Only three methods may ask; a child asking during another is refused the question.
             if !MRTR_METHODS.contains(&context.method) {

@@ -268,7 +268,12 @@ async fn passthrough(
             };
             let body = match out {
                 Outbound::Notification(body) => body,
-                Outbound::Final(mut response) => {
+                Outbound::Final(response) => {
+                    let Ok(Value::Object(mut response)) =
+                        serde_json::from_slice::<Value>(&response)
+                    else {
+                        return;
+                    };
                     response.insert("id".into(), id.clone());
                     let _ = tx.send(jsonrpc::map_to_bytes(&response)).await;
                     return;

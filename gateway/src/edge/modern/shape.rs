@@ -50,8 +50,55 @@ pub fn complete(result: &mut Map<String, Value>, method: &str, state: &AppState)
     );
 }
 
-/// The child's answer to a forwarded request, made a modern response to `id`, with its status.
+/// The child's answer to a forwarded request, made a modern response to `id`, with its status;
+/// `None` when it is not a JSON-RPC object.
+///
+/// The common case (a result for a method without caching hints, already addressed to `id` by
+/// the router) is completed in place: at most `"resultType":"complete"` is appended to the result,
+/// where inserting it into the parsed result would put it. Everything else is parsed.
 pub fn answer(
+    response: Bytes,
+    id: &Value,
+    method: &str,
+    state: &AppState,
+) -> Option<(StatusCode, Bytes)> {
+    if !CACHEABLE.contains(&method) {
+        if let Some(raw) = jsonrpc::probe_result(&response) {
+            if id_is(&response[raw.id_span.clone()], id) {
+                let body = if raw.has_result_type {
+                    response
+                } else {
+                    jsonrpc::append_member(
+                        &response,
+                        raw.result_span,
+                        raw.result_empty,
+                        br#""resultType":"complete""#,
+                    )
+                };
+                return Some((StatusCode::OK, body));
+            }
+        }
+    }
+    let Ok(Value::Object(response)) = serde_json::from_slice::<Value>(&response) else {
+        return None;
+    };
+    Some(answer_tree(response, id, method, state))
+}
+
+/// Whether `raw` is `id` exactly as serializing `id` writes it.
+fn id_is(raw: &[u8], id: &Value) -> bool {
+    match id {
+        Value::Number(n) => n.is_u64() || n.is_i64(),
+        Value::String(_) => true,
+        _ => false,
+    }
+    .then(|| serde_json::to_vec(id).ok())
+    .flatten()
+    .is_some_and(|text| text == raw)
+}
+
+/// [`answer`] on the parsed response.
+fn answer_tree(
     mut response: Map<String, Value>,
     id: &Value,
     method: &str,

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use axum::response::Response;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::accept::Wants;
 use super::answer::{json_response, respond, sse_from_events};
 use super::timer::CallTimer;
 use super::{child_gone, AppState, Result};
+use crate::core::router::Outgoing;
 use crate::core::session::Session;
 use crate::edge::reply::Reject;
 use crate::jsonrpc;
@@ -35,7 +36,7 @@ pub(super) async fn call(
     state: &Arc<AppState>,
     session: &Arc<Session>,
     wants: Wants,
-    message: Map<String, Value>,
+    message: Outgoing<'_>,
     id: Value,
     method: &str,
 ) -> Result<Response> {
@@ -59,7 +60,7 @@ pub(super) async fn call(
     let stream = session.channel.open_stream(1);
     let upstream_id = match session
         .router
-        .call(&session.channel, message, id.clone(), &stream)
+        .forward(&session.channel, message, id.clone(), &stream)
         .await
     {
         Ok(upstream_id) => upstream_id,

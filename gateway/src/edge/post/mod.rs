@@ -26,6 +26,7 @@ use super::headers;
 use super::reply::Reject;
 use super::session::{check_protocol_header, child_gone, lookup_session};
 use super::{AppState, RequestId};
+use crate::core::router::Outgoing;
 use crate::core::session::{short, Session};
 use crate::jsonrpc::{self, Kind};
 
@@ -94,12 +95,46 @@ async fn handle_inner(
                 format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
             )
         })?;
+        // A session's plain request (most requests) is forwarded without building its tree.
+        if request_headers.contains_key(headers::SESSION_ID) {
+            if let Some(raw) = jsonrpc::probe_request(&bytes).filter(|r| r.method != "initialize") {
+                drop(_permit);
+                return session_request(state, request_headers, context, &bytes, raw).await;
+            }
+        }
         parse::parse_body(&bytes, state.config.http.max_batch_members)?
     };
     match parsed {
         parse::Parsed::Single(message) => single(state, request_headers, context, message).await,
         parse::Parsed::Batch(items) => batch::batch(state, request_headers, context, items).await,
     }
+}
+
+/// [`single`] for a request [`jsonrpc::probe_request`] read: it names a session and claims no
+/// era in `_meta`, so it is a legacy call (the checks and their order are `single`'s).
+async fn session_request(
+    state: &Arc<AppState>,
+    request_headers: &HeaderMap,
+    context: &Context,
+    body: &[u8],
+    raw: jsonrpc::RawRequest,
+) -> Result<Response> {
+    let session = find_session(state, request_headers, context).await?;
+    check_protocol_header(request_headers)?;
+    let outgoing = Outgoing::Raw {
+        body,
+        id_span: raw.id_span,
+        method: &raw.method,
+    };
+    call::call(
+        state,
+        &session,
+        context.wants,
+        outgoing,
+        raw.id,
+        &raw.method,
+    )
+    .await
 }
 
 fn invalid_request(message: impl Into<String>) -> Reject {
@@ -135,7 +170,8 @@ async fn single(
     check_protocol_header(request_headers)?;
     match kind {
         Kind::Request { id, method } => {
-            call::call(state, &session, context.wants, message, id, &method).await
+            let outgoing = Outgoing::Message(message);
+            call::call(state, &session, context.wants, outgoing, id, &method).await
         }
         Kind::Notification { method } => {
             if session
