@@ -61,33 +61,22 @@ pub struct ParkedCalls {
 /// What identifies the request a state was issued for: the method and its parameters without
 /// `_meta`, `inputResponses` and `requestState` (which legitimately change on a retry).
 pub fn request_digest(method: &str, params: Option<&Map<String, Value>>) -> [u8; 32] {
-    let mut salient = params.cloned().unwrap_or_default();
-    for volatile in ["_meta", "inputResponses", "requestState"] {
-        salient.remove(volatile);
-    }
     let mut hash = Sha256::new();
     hash.update(method.as_bytes());
     hash.update([0]);
-    canonical(&Value::Object(salient), &mut hash);
+    let empty = Map::new();
+    canonical_members(params.unwrap_or(&empty), &VOLATILE, &mut hash);
     hash.finalize().into()
 }
+
+/// Parameters a retry legitimately changes.
+const VOLATILE: [&str; 3] = ["_meta", "inputResponses", "requestState"];
 
 /// Feeds `value` to the hash with object members in key order at every depth: clients may send
 /// a retry's members in another order than the first attempt's (the Python SDK does).
 fn canonical(value: &Value, hash: &mut Sha256) {
     match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            hash.update(b"{");
-            for key in keys {
-                hash.update(serde_json::to_vec(key).unwrap_or_default());
-                hash.update(b":");
-                canonical(&map[key], hash);
-                hash.update(b",");
-            }
-            hash.update(b"}");
-        }
+        Value::Object(map) => canonical_members(map, &[], hash),
         Value::Array(items) => {
             hash.update(b"[");
             for item in items {
@@ -98,6 +87,23 @@ fn canonical(value: &Value, hash: &mut Sha256) {
         }
         scalar => hash.update(serde_json::to_vec(scalar).unwrap_or_default()),
     }
+}
+
+/// An object's members in key order, leaving out `skip` (no copy of the object is made).
+fn canonical_members(map: &Map<String, Value>, skip: &[&str], hash: &mut Sha256) {
+    let mut members: Vec<(&String, &Value)> = map
+        .iter()
+        .filter(|(key, _)| !skip.contains(&key.as_str()))
+        .collect();
+    members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    hash.update(b"{");
+    for (key, value) in members {
+        hash.update(serde_json::to_vec(key).unwrap_or_default());
+        hash.update(b":");
+        canonical(value, hash);
+        hash.update(b",");
+    }
+    hash.update(b"}");
 }
 
 impl ParkedCalls {
