@@ -61,7 +61,8 @@ REQUESTS = int(os.environ.get("BENCH_REQUESTS", "5000"))
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 LEVELS = [int(x) for x in os.environ.get("BENCH_LEVELS", "1,8,64").split(",")]
 OUT = os.environ.get("BENCH_OUT", os.path.join(HERE, "results"))
-PARTS = os.environ.get("BENCH_PARTS", "peers,scale").split(",")
+PARTS = os.environ.get("BENCH_PARTS", "peers,era,scale").split(",")
+ERA_REPS = int(os.environ.get("BENCH_ERA_REPS", "5"))
 SCALE_REQUESTS = int(os.environ.get("BENCH_SCALE_REQUESTS", "5000"))
 SCALE_C = int(os.environ.get("BENCH_SCALE_C", "64"))
 SCALE_SESSIONS = [1, 100, 1000]
@@ -509,6 +510,50 @@ def measure_levels(peer, port, result, rep):
 # ----------------------------------------------------------------------------------------------
 
 
+def era_ab():
+    """Legacy session against 2026-07-28 sessionless calls on ONE gateway (session scope),
+    interleaved ERA_REPS times per level (the era that goes first alternates), so that both eras
+    see the same machine load; medians per level."""
+    port = free_port()
+    peer = Peer("era-ab", [GATEWAY], gateway_env("session", port), listen_line="listening on")
+    samples = {c: {"legacy": [], "modern": []} for c in LEVELS}
+    try:
+        peer.start(port)
+        pid = peer.proc.pid
+        for r in range(ERA_REPS):
+            for c in LEVELS:
+                eras = ["legacy", "modern"] if r % 2 == 0 else ["modern", "legacy"]
+                for era in eras:
+                    out = os.path.join(OUT, f"era-{era}-c{c}-rep{r}.json")
+                    before = cpu_ticks(pid)
+                    report = harness_load(port, c, REQUESTS, out, era=era)
+                    samples[c][era].append({
+                        "rps": report["throughput_rps"],
+                        "p50_ms": report["latency"]["p50_ms"],
+                        "p99_ms": report["latency"]["p99_ms"],
+                        "errors": report["errors"] + report["not_sent"],
+                        "gateway_cpu_us_per_call":
+                            (cpu_ticks(pid) - before) / TICKS * 1e6 / (REQUESTS + WARMUP),
+                    })
+    finally:
+        peer.stop()
+    return {c: {era: median_tree(runs) for era, runs in by.items()} | {"runs": by}
+            for c, by in samples.items()}
+
+
+def era_table(ab):
+    head = ["level", "legacy req/s", "2026-07-28 req/s", "ratio", "legacy p50 ms",
+            "2026-07-28 p50 ms", "legacy CPU us/call", "2026-07-28 CPU us/call"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in LEVELS:
+        l, m = ab[c]["legacy"], ab[c]["modern"]
+        lines.append("| " + " | ".join([
+            f"C={c}", fmt(l["rps"]), fmt(m["rps"]), ratio(m["rps"], l["rps"]), fmt(l["p50_ms"]),
+            fmt(m["p50_ms"]), fmt(l["gateway_cpu_us_per_call"]), fmt(m["gateway_cpu_us_per_call"]),
+        ]) + " |")
+    return "\n".join(lines)
+
+
 def tree_rss_kib(pid):
     return rss_kib(pid) + sum(rss_kib(d) for d in descendants(pid))
 
@@ -930,7 +975,7 @@ def derive(summary):
     return derived
 
 
-def targets(summary, scale):
+def targets(summary, scale, ab=None):
     """Issue 15's targets, measured in this run."""
     out = []
     lo, hi = min(LEVELS), max(LEVELS)
@@ -955,10 +1000,14 @@ def targets(summary, scale):
         cpu_lo = level(p, lo)["gateway_cpu_us_per_call"]
         out.append((f"gateway CPU per call <= 25 us at C={lo} ({name})", f"{cpu_lo:.1f} us",
                     cpu_lo <= 25))
+    if ab:
+        worst = min(ab[c]["modern"]["rps"] / ab[c]["legacy"]["rps"] for c in LEVELS)
+        out.append(("2026-07-28 calls >= 0.9x the legacy session rate (interleaved on one "
+                    "gateway, worst level)", f"{worst:.2f}x", worst >= 0.9))
     if "gateway-modern" in summary and "gateway-session" in summary:
         m, s = summary["gateway-modern"], summary["gateway-session"]
         worst = min(level(m, c)["rps"] / level(s, c)["rps"] for c in LEVELS)
-        out.append(("2026-07-28 calls >= 0.9x the legacy session rate (worst level)",
+        out.append(("2026-07-28 calls >= 0.9x the legacy session rate (peer table, worst level)",
                     f"{worst:.2f}x", worst >= 0.9))
         if floor:
             added = level(m, lo)["p50_ms"] - level(floor, lo)["p50_ms"]
@@ -1017,6 +1066,11 @@ def main():
         runs["floor"].append(measure_floor(0))
     summary = {name: median_tree(r) for name, r in runs.items() if r}
     summary["derived"] = derive(summary)
+    ab = None
+    if "era" in PARTS:
+        log(f"eras interleaved on one gateway, {ERA_REPS} reps")
+        ab = era_ab()
+        loads.append(("after the era A/B", open("/proc/loadavg").read().split()[:3]))
     scale = {}
     if "scale" in PARTS:
         scale["sessions"] = scale_sessions()
@@ -1032,7 +1086,7 @@ def main():
         "mcp-proxy": subprocess.run([MCP_PROXY, "--version"], capture_output=True, text=True).stdout.strip()
         if os.path.exists(MCP_PROXY) else None,
     }
-    checks = targets(summary, scale)
+    checks = targets(summary, scale, ab)
     document = {
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": info,
@@ -1053,6 +1107,7 @@ def main():
         },
         "summary": summary,
         "scale": scale,
+        "era_ab": ab,
         "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in checks],
         "runs": runs,
     }
@@ -1077,6 +1132,9 @@ def main():
         text += [table(summary), "", ratio_table(summary), "",
                  "Ratios: req/s ours divided by theirs; p50 theirs divided by ours.", ""]
         plot_peers(summary, caption)
+    if ab:
+        text += [f"Eras interleaved on one gateway (session scope), {ERA_REPS} reps, medians:", "",
+                 era_table(ab), ""]
     if scale:
         text += [f"Scale: {SCALE_REQUESTS} calls (+ warm-up) at C={SCALE_C} per point, a fresh "
                  "gateway per point.", "", scale_table(scale["sessions"], scale["identities"]), ""]
@@ -1087,7 +1145,9 @@ def main():
         lv["errors"] for p in runs.values() for run in p for lv in run["levels"].values()
     ) + sum(
         run[k]["errors"] for p in runs.values() for run in p for k in run if k.startswith("sessions_")
-    ) + sum(p["errors"] for points in scale.values() for p in points)
+    ) + sum(p["errors"] for points in scale.values() for p in points) + sum(
+        run["errors"] for by in (ab or {}).values() for era in ("legacy", "modern")
+        for run in by["runs"][era])
     orphans_total = sum(run.get("orphans", 0) for p in runs.values() for run in p)
     text.append("")
     text.append(f"fake-mcp-server processes left after a peer stopped, all runs: {orphans_total}")
