@@ -83,8 +83,8 @@ pub async fn execute(args: LoadArgs) -> anyhow::Result<u8> {
     if let Some(path) = &args.tokens_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read --tokens-file {}", path.display()))?;
-        let tokens = parse_tokens(&text)
-            .with_context(|| format!("--tokens-file {}", path.display()))?;
+        let tokens =
+            parse_tokens(&text).with_context(|| format!("--tokens-file {}", path.display()))?;
         config.tokens.extend(tokens);
     }
     config.era = args.era;
@@ -119,8 +119,7 @@ pub async fn execute(args: LoadArgs) -> anyhow::Result<u8> {
 /// strings), else one token per line (blank lines and `#` comments skipped).
 pub fn parse_tokens(text: &str) -> anyhow::Result<Vec<String>> {
     let tokens: Vec<String> = if text.trim_start().starts_with('[') {
-        let items: Vec<Value> =
-            serde_json::from_str(text).context("not a JSON array of tokens")?;
+        let items: Vec<Value> = serde_json::from_str(text).context("not a JSON array of tokens")?;
         items
             .iter()
             .map(|item| {
@@ -140,7 +139,10 @@ pub fn parse_tokens(text: &str) -> anyhow::Result<Vec<String>> {
     if tokens.is_empty() {
         bail!("no tokens in the file");
     }
-    if tokens.iter().any(|t| t.trim().is_empty() || t.contains(char::is_whitespace)) {
+    if tokens
+        .iter()
+        .any(|t| t.trim().is_empty() || t.contains(char::is_whitespace))
+    {
         bail!("a token is empty or contains whitespace");
     }
     Ok(tokens)

@@ -128,7 +128,10 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     let mut out = Vec::with_capacity(128);
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     out.extend_from_slice(id);
-    let meta = find_after(&body, br#""io.modelcontextprotocol/protocolVersion":"2026-07-28""#);
+    let meta = find_after(
+        &body,
+        br#""io.modelcontextprotocol/protocolVersion":"2026-07-28""#,
+    );
     if modern && (!mirrored || meta.is_none()) {
         return Ok(status(StatusCode::BAD_REQUEST));
     }

@@ -93,7 +93,10 @@ fn modern_reply_must_be_complete() {
     );
     let mut complete = plain.clone();
     complete["result"]["resultType"] = serde_json::json!("complete");
-    assert_eq!(check_response(&complete, 3, &Expect::CompleteText("hi")), Ok(()));
+    assert_eq!(
+        check_response(&complete, 3, &Expect::CompleteText("hi")),
+        Ok(())
+    );
     assert_eq!(
         check_response(&complete, 3, &Expect::CompleteText("other")),
         Err(ReplyError::WrongText)
