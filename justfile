@@ -29,7 +29,7 @@ thirdparty:
 check-docs:
     bash deploy/check-docs.sh
 
-# Side-by-side benchmark: stdio floor, the gateway in both child scopes and supergateway (pinned in bench/); table in bench/results/bench.md. See BENCHMARKS.md.
+# Side-by-side benchmark: stdio floor, the gateway (both child scopes, both eras), supergateway and mcp-proxy (pinned in bench/), then the scale curves; tables in bench/results/bench.md, plots bench/results/*.svg. See BENCHMARKS.md.
 bench:
     bash bench/run.sh
 

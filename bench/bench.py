@@ -1,21 +1,33 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark: stdio floor, coda-mcp-gateway (session and shared child scope) and
-supergateway (stateful), all in front of the same fake-mcp-server, on 127.0.0.1 only.
+"""Side-by-side benchmark, both protocol eras, and scale curves, all on 127.0.0.1 only:
+
+* peers: the stdio floor, coda-mcp-gateway (legacy sessions in session and shared child scope,
+  2026-07-28 sessionless calls through the per-identity pool), supergateway (stateful) and PyPI
+  mcp-proxy (stateful Streamable HTTP), all in front of the same fake-mcp-server;
+* scale: 1/100/1000 open legacy sessions (session scope: one child each) and 1/10/100 identities
+  in the modern pool (AUTH_MODE=coda against mock-coda with a tokens file): calls/s, p99, memory
+  per session and per identity;
+* plots: SVG files written with the standard library into the output directory.
 
 Run through `bash bench/run.sh` (`just bench`), which builds the binaries and installs the pinned
-supergateway first. Standard library only. Environment knobs:
+peers first. Standard library only. Environment knobs:
 
   BENCH_REQUESTS  calls per concurrency level (default 5000)
   BENCH_REPS      repetitions, peer order rotated each rep; medians are reported (default 3)
   BENCH_LEVELS    concurrency levels (default "1,8,64")
+  BENCH_PARTS     "peers,scale" (default both)
+  BENCH_SCALE_REQUESTS  calls per scale point (default 5000), at concurrency BENCH_SCALE_C (64)
   BENCH_OUT       output directory (default bench/results)
   BENCH_GATEWAY_ENV  extra VAR=VALUE pairs for our gateway, space-separated
                      (e.g. "TOKIO_WORKER_THREADS=1")
 
-Every figure comes from /proc and from `mcp-harness load --json` / `stdio-floor --json`:
-  * requests/s, p50, p99: the load generator's report (every reply's id and echoed text checked);
+Every figure comes from /proc, the gateway's /metrics and `mcp-harness load --json` /
+`stdio-floor --json`:
+  * requests/s, p50, p99: the load generator's report (every reply's id and echoed text checked,
+    and in the modern era `resultType: complete`);
   * gateway CPU us per call: utime+stime of the gateway process alone over one load level,
     divided by the calls; the children's CPU is reported apart;
+  * children spawned: `mcp_gateway_children_spawned_total` before and after each load level;
   * RSS: VmRSS of the gateway process alone, children summed apart;
   * cold start: process start (before fork) to the first successful initialize, polled every 2 ms;
   * listen: process start to the gateway's "listening" line (our gateway only).
@@ -42,11 +54,19 @@ FAKE = os.path.join(RELEASE, "fake-mcp-server")
 FLOOR = os.path.join(RELEASE, "stdio-floor")
 SUPERGATEWAY = os.path.join(HERE, "node_modules", ".bin", "supergateway")
 LOOPBACK = os.path.join(HERE, "loopback.cjs")
+MCP_PROXY = os.path.join(HERE, ".venv", "bin", "mcp-proxy")
+MOCK_CODA = os.path.join(RELEASE, "mock-coda")
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "5000"))
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 LEVELS = [int(x) for x in os.environ.get("BENCH_LEVELS", "1,8,64").split(",")]
 OUT = os.environ.get("BENCH_OUT", os.path.join(HERE, "results"))
+PARTS = os.environ.get("BENCH_PARTS", "peers,era,scale").split(",")
+ERA_REPS = int(os.environ.get("BENCH_ERA_REPS", "5"))
+SCALE_REQUESTS = int(os.environ.get("BENCH_SCALE_REQUESTS", "5000"))
+SCALE_C = int(os.environ.get("BENCH_SCALE_C", "64"))
+SCALE_SESSIONS = [1, 100, 1000]
+SCALE_IDENTITIES = [1, 10, 100]
 WARMUP = 200
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -203,6 +223,21 @@ def delete_session(port, session):
         pass
 
 
+def children_spawned(port):
+    """`mcp_gateway_children_spawned_total` from /metrics (None when unreadable)."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode(errors="replace")
+        conn.close()
+    except OSError:
+        return None
+    for line in body.splitlines():
+        if line.startswith("mcp_gateway_children_spawned_total"):
+            return int(float(line.split()[-1]))
+    return None
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -214,7 +249,9 @@ def free_port():
 # ----------------------------------------------------------------------------------------------
 
 
-def gateway_env(scope, port):
+def gateway_env(scope, port, coda=None):
+    """Our gateway's environment; with `coda` (mock-coda's base URL and the operator token),
+    AUTH_MODE=coda against it, else AUTH_MODE=none."""
     env = dict(os.environ)
     env.update(
         {
@@ -232,6 +269,15 @@ def gateway_env(scope, port):
             "MAX_INFLIGHT_PER_SESSION": "1000",
         }
     )
+    if coda:
+        env.update(
+            {
+                "AUTH_MODE": "coda",
+                "OAUTH": "off",
+                "CODA_API_BASE_URL": coda[0],
+                "CODA_API_TOKEN": coda[1],
+            }
+        )
     for pair in os.environ.get("BENCH_GATEWAY_ENV", "").split():
         key, _, value = pair.partition("=")
         env[key] = value
@@ -239,10 +285,15 @@ def gateway_env(scope, port):
 
 
 class Peer:
-    def __init__(self, name, argv, env, listen_line=None, big_sessions=False):
+    def __init__(self, name, argv, env, listen_line=None, big_sessions=False, era="legacy",
+                 listen_only=False):
         self.name, self.argv, self.env = name, argv, env
         self.listen_line = listen_line
         self.big_sessions = big_sessions
+        self.era = era
+        self.ours = listen_line is not None
+        # Ready at the listening line (AUTH_MODE=coda: an anonymous initialize is refused).
+        self.listen_only = listen_only
         self.proc = None
 
     def start(self, port):
@@ -262,6 +313,8 @@ class Peer:
             listen_ms = (time.perf_counter() - t0) * 1e3
             if self.listen_line not in line:
                 raise RuntimeError(f"{self.name}: unexpected first line {line!r}")
+        if self.listen_only:
+            return None, listen_ms, None
         deadline = t0 + 30
         while True:
             session = try_initialize(port)
@@ -288,12 +341,13 @@ class Peer:
 
 
 def make_peers(port_for):
-    gw = lambda scope: Peer(  # noqa: E731
-        f"gateway-{scope}",
+    gw = lambda scope, era="legacy": Peer(  # noqa: E731
+        "gateway-modern" if era == "modern" else f"gateway-{scope}",
         [GATEWAY],
         gateway_env(scope, port_for()),
         listen_line="listening on",
         big_sessions=(scope == "shared"),
+        era=era,
     )
     sg_env = dict(os.environ)
     sg_env["NODE_OPTIONS"] = f"--require {LOOPBACK}"
@@ -315,10 +369,21 @@ def make_peers(port_for):
         sg_env,
     )
     sg.fixed_port = sg_port
-    return [gw("session"), gw("shared"), sg]
+    mp_port = port_for()
+    mp = Peer(
+        "mcp-proxy",
+        [MCP_PROXY, "--host", "127.0.0.1", "--port", str(mp_port), "--log-level", "WARNING", FAKE],
+        dict(os.environ),
+    )
+    mp.fixed_port = mp_port
+    return [gw("session"), gw("shared"), gw("session", "modern"), sg, mp]
 
 
-def harness_load(port, concurrency, requests, out, sessions=1, warmup=WARMUP, keep=False):
+PEERS = ["gateway-session", "gateway-shared", "gateway-modern", "supergateway", "mcp-proxy"]
+
+
+def harness_load(port, concurrency, requests, out, sessions=1, warmup=WARMUP, keep=False,
+                 era="legacy", tokens_file=None):
     argv = [
         HARNESS,
         "load",
@@ -339,15 +404,22 @@ def harness_load(port, concurrency, requests, out, sessions=1, warmup=WARMUP, ke
     ]
     if keep:
         argv.append("--keep-sessions")
+    if era != "legacy":
+        argv += ["--era", era]
+    if tokens_file:
+        argv += ["--tokens-file", tokens_file]
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
     with open(out) as f:
         return json.load(f)
 
 
 def measure_peer(peer, rep):
-    """Two fresh starts: one for cold start, idle memory and open sessions, one for the load."""
+    """Two fresh starts: one for cold start, idle memory and open sessions, one for the load.
+    The modern era has no sessions: one start, the load levels only."""
     port = int(getattr(peer, "fixed_port", None) or peer.env.get("PORT"))
     result = {"levels": {}}
+    if peer.era == "modern":
+        return measure_levels(peer, port, result, rep)
 
     # Start 1: cold start, idle RSS, then 100 (and 1000) open sessions.
     cold_ms, listen_ms, session = peer.start(port)
@@ -383,18 +455,29 @@ def measure_peer(peer, rep):
     result["orphans"] = orphans(peer)
 
     # Start 2: the load levels on one session each, CPU from /proc over each level.
+    return measure_levels(peer, port, result, rep)
+
+
+def measure_levels(peer, port, result, rep):
     second_cold, second_listen, session = peer.start(port)
     result["cold_start_ms_2"] = second_cold
     result["listen_ms_2"] = second_listen
+    result.setdefault("cold_start_ms", second_cold)
+    result.setdefault("listen_ms", second_listen)
+    result.setdefault("orphans", 0)
     pid = peer.proc.pid
     if session:
         delete_session(port, session)
+    if "rss_idle_kib" not in result:
+        time.sleep(0.3)
+        result["rss_idle_kib"] = rss_kib(pid)
     for c in LEVELS:
         out = os.path.join(OUT, f"{peer.name}-c{c}-rep{rep}.json")
+        spawned_before = children_spawned(port) if peer.ours else None
         before, before_children, t = cpu_ticks(pid), tree_cpu_ticks(pid), time.perf_counter()
         # Sessions are kept open so that a per-session child (session scope, supergateway) is
         # still alive when its CPU is read; they are ended when the peer stops.
-        report = harness_load(port, c, REQUESTS, out, keep=True)
+        report = harness_load(port, c, REQUESTS, out, keep=True, era=peer.era)
         calls = REQUESTS + WARMUP
         result["levels"][c] = {
             "rps": report["throughput_rps"],
@@ -411,11 +494,313 @@ def measure_peer(peer, rep):
             "load_generator_cpu_us_per_call": report["client_cpu_us_per_call"],
             "wall_s": time.perf_counter() - t,
         }
+        if spawned_before is not None:
+            # Children started during the level (warm-up and calls): a legacy session scope
+            # level opens one session (one child); the modern pool must not spawn per request.
+            result["levels"][c]["children_spawned"] = children_spawned(port) - spawned_before
     result["rss_after_load_kib"] = rss_kib(pid)
     result["children_after_load"] = len(fake_children(pid))
     peer.stop()
     result["orphans"] += orphans(peer)
     return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Scale: open legacy sessions and modern identities
+# ----------------------------------------------------------------------------------------------
+
+
+def era_ab():
+    """Legacy session against 2026-07-28 sessionless calls on ONE gateway (session scope),
+    interleaved ERA_REPS times per level (the era that goes first alternates), so that both eras
+    see the same machine load; medians per level."""
+    port = free_port()
+    peer = Peer("era-ab", [GATEWAY], gateway_env("session", port), listen_line="listening on")
+    samples = {c: {"legacy": [], "modern": []} for c in LEVELS}
+    try:
+        peer.start(port)
+        pid = peer.proc.pid
+        for r in range(ERA_REPS):
+            for c in LEVELS:
+                eras = ["legacy", "modern"] if r % 2 == 0 else ["modern", "legacy"]
+                for era in eras:
+                    out = os.path.join(OUT, f"era-{era}-c{c}-rep{r}.json")
+                    before = cpu_ticks(pid)
+                    report = harness_load(port, c, REQUESTS, out, era=era)
+                    samples[c][era].append({
+                        "rps": report["throughput_rps"],
+                        "p50_ms": report["latency"]["p50_ms"],
+                        "p99_ms": report["latency"]["p99_ms"],
+                        "errors": report["errors"] + report["not_sent"],
+                        "gateway_cpu_us_per_call":
+                            (cpu_ticks(pid) - before) / TICKS * 1e6 / (REQUESTS + WARMUP),
+                    })
+    finally:
+        peer.stop()
+    return {c: {era: median_tree(runs) for era, runs in by.items()} | {"runs": by}
+            for c, by in samples.items()}
+
+
+def era_table(ab):
+    head = ["level", "legacy req/s", "2026-07-28 req/s", "ratio", "legacy p50 ms",
+            "2026-07-28 p50 ms", "legacy CPU us/call", "2026-07-28 CPU us/call"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in LEVELS:
+        l, m = ab[c]["legacy"], ab[c]["modern"]
+        lines.append("| " + " | ".join([
+            f"C={c}", fmt(l["rps"]), fmt(m["rps"]), ratio(m["rps"], l["rps"]), fmt(l["p50_ms"]),
+            fmt(m["p50_ms"]), fmt(l["gateway_cpu_us_per_call"]), fmt(m["gateway_cpu_us_per_call"]),
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def tree_rss_kib(pid):
+    return rss_kib(pid) + sum(rss_kib(d) for d in descendants(pid))
+
+
+def scale_point(peer, port, n, report, idle, idle_tree, spawned_before, cpu_before):
+    pid = peer.proc.pid
+    calls = SCALE_REQUESTS + report["warmup"]
+    cpu = (cpu_ticks(pid) - cpu_before) / TICKS * 1e6 / calls
+    time.sleep(0.3)
+    kids = fake_children(pid)
+    gateway_rss, tree = rss_kib(pid), tree_rss_kib(pid)
+    spawned = children_spawned(port)
+    return {
+        "n": n,
+        "rps": report["throughput_rps"],
+        "p50_ms": report["latency"]["p50_ms"],
+        "p99_ms": report["latency"]["p99_ms"],
+        "errors": report["errors"] + report["not_sent"],
+        "opened": report["sessions_opened"],
+        "initialize_p50_ms": report["initialize"]["p50_ms"],
+        "gateway_cpu_us_per_call": cpu,
+        "gateway_rss_kib": gateway_rss,
+        "children": len(kids),
+        "children_rss_kib": sum(rss_kib(k) for k in kids),
+        "tree_rss_kib": tree,
+        "gateway_kib_per": (gateway_rss - idle) / n,
+        "tree_kib_per": (tree - idle_tree) / n,
+        "children_spawned": None if spawned is None else spawned - spawned_before,
+    }
+
+
+def scale_sessions():
+    """1, 100, 1000 open legacy sessions (session scope: a child each), a fresh gateway each:
+    the sessions are opened, then SCALE_REQUESTS calls at SCALE_C spread over them (call i to
+    session i mod N), the sessions kept open while memory is read."""
+    points = []
+    for n in SCALE_SESSIONS:
+        log(f"scale: {n} legacy session(s)")
+        port = free_port()
+        peer = Peer(f"scale-sessions{n}", [GATEWAY], gateway_env("session", port),
+                    listen_line="listening on")
+        try:
+            _, _, session = peer.start(port)
+            if session:
+                delete_session(port, session)
+            time.sleep(0.3)
+            pid = peer.proc.pid
+            idle, idle_tree = rss_kib(pid), tree_rss_kib(pid)
+            spawned, cpu = children_spawned(port), cpu_ticks(pid)
+            out = os.path.join(OUT, f"scale-sessions{n}.json")
+            report = harness_load(port, SCALE_C, SCALE_REQUESTS, out, sessions=n,
+                                  warmup=max(WARMUP, n), keep=True)
+            points.append(scale_point(peer, port, n, report, idle, idle_tree, spawned, cpu))
+        finally:
+            peer.stop()
+    return points
+
+
+def start_mock_coda(tokens_json):
+    proc = subprocess.Popen(
+        [MOCK_CODA, "--port", "0", "--tokens-file", tokens_json],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    STARTED.append(proc)
+    base = proc.stdout.readline().decode().strip()
+    if not base.startswith("http://127.0.0.1:"):
+        raise RuntimeError(f"mock-coda: unexpected first line {base!r}")
+    return proc, base
+
+
+def scale_identities():
+    """1, 10, 100 identities in the modern pool: AUTH_MODE=coda against mock-coda holding 100
+    bench tokens (plus the operator's); SCALE_REQUESTS sessionless calls at SCALE_C, call i with
+    token i mod K, a fresh gateway each."""
+    count = max(SCALE_IDENTITIES)
+    users = [
+        {"token": f"bench-token-{i:04d}-0123456789", "loginId": f"bench{i:04d}@example.com",
+         "name": f"Bench {i}"}
+        for i in range(count)
+    ]
+    operator = {"token": "bench-operator-token-0123456789", "loginId": "operator@example.com",
+                "name": "Operator"}
+    tokens_json = os.path.join(OUT, "scale-tokens.json")
+    with open(tokens_json, "w") as f:
+        json.dump(users + [operator], f)
+    mock, base = start_mock_coda(tokens_json)
+    points = []
+    try:
+        for k in SCALE_IDENTITIES:
+            log(f"scale: {k} modern identit{'y' if k == 1 else 'ies'}")
+            tokens_file = os.path.join(OUT, f"scale-tokens-{k}.txt")
+            with open(tokens_file, "w") as f:
+                f.write("".join(u["token"] + "\n" for u in users[:k]))
+            port = free_port()
+            peer = Peer(f"scale-identities{k}", [GATEWAY],
+                        gateway_env("session", port, coda=(base, operator["token"])),
+                        listen_line="listening on", era="modern", listen_only=True)
+            try:
+                peer.start(port)
+                time.sleep(0.3)
+                pid = peer.proc.pid
+                idle, idle_tree = rss_kib(pid), tree_rss_kib(pid)
+                spawned, cpu = children_spawned(port), cpu_ticks(pid)
+                out = os.path.join(OUT, f"scale-identities{k}.json")
+                report = harness_load(port, SCALE_C, SCALE_REQUESTS, out, warmup=max(WARMUP, k),
+                                      era="modern", tokens_file=tokens_file)
+                point = scale_point(peer, port, k, report, idle, idle_tree, spawned, cpu)
+                point["opened"] = report["identities"]
+                points.append(point)
+            finally:
+                peer.stop()
+                os.unlink(tokens_file)
+    finally:
+        os.killpg(mock.pid, signal.SIGTERM)
+        mock.wait(timeout=5)
+        os.unlink(tokens_json)
+    return points
+
+
+def scale_table(sessions, identities):
+    head = ["scale point", "calls/s", "p50 ms", "p99 ms", "gateway CPU us/call", "children",
+            "children spawned", "gateway RSS MiB", "tree RSS MiB", "gateway KiB per",
+            "tree KiB per", "errors"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, points in (("legacy sessions", sessions), ("modern identities", identities)):
+        for p in points:
+            lines.append("| " + " | ".join([
+                f"{p['n']} {label}", fmt(p["rps"]), fmt(p["p50_ms"]), fmt(p["p99_ms"]),
+                fmt(p["gateway_cpu_us_per_call"]), str(p["children"]),
+                fmt(p["children_spawned"]), fmt(p["gateway_rss_kib"] / 1024),
+                fmt(p["tree_rss_kib"] / 1024), fmt(p["gateway_kib_per"]),
+                fmt(p["tree_kib_per"]), str(p["errors"]),
+            ]) + " |")
+    lines.append("")
+    lines.append("KiB per = (RSS at the point - RSS of the fresh gateway) / sessions or identities;")
+    lines.append("tree = the gateway plus its fake-mcp-server children.")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Plots: hand-written SVG
+# ----------------------------------------------------------------------------------------------
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+
+
+def esc(text):
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def panel(x0, y0, w, h, title, labels, series):
+    """A line panel: categorical x (labels), series = [(name, [y or None per label])]."""
+    out = [f'<text x="{x0 + w / 2}" y="{y0 - 8}" text-anchor="middle" font-size="13" '
+           f'font-weight="bold">{esc(title)}</text>',
+           f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#999"/>']
+    values = [v for _, ys in series for v in ys if v is not None]
+    top = max(values) * 1.15 if values and max(values) > 0 else 1
+    for i in range(5):
+        value = top * i / 4
+        y = y0 + h - h * i / 4
+        out.append(f'<line x1="{x0}" y1="{y}" x2="{x0 + w}" y2="{y}" stroke="#eee"/>')
+        out.append(f'<text x="{x0 - 4}" y="{y + 4}" text-anchor="end" font-size="10">'
+                   f'{esc(fmt(float(value)))}</text>')
+    step = w / max(len(labels), 1)
+    xs = [x0 + step * (i + 0.5) for i in range(len(labels))]
+    for x, label in zip(xs, labels):
+        out.append(f'<text x="{x}" y="{y0 + h + 14}" text-anchor="middle" font-size="11">'
+                   f'{esc(label)}</text>')
+    for index, (name, ys) in enumerate(series):
+        color = COLORS[index % len(COLORS)]
+        points = [(x, y0 + h - h * v / top) for x, v in zip(xs, ys) if v is not None]
+        if len(points) > 1:
+            out.append('<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>'.format(
+                color, " ".join(f"{x:.1f},{y:.1f}" for x, y in points)))
+        for (x, y), v in zip(points, [v for v in ys if v is not None]):
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}"/>')
+            out.append(f'<text x="{x + 5:.1f}" y="{y - 5:.1f}" font-size="10" fill="{color}">'
+                       f'{esc(fmt(float(v)))}</text>')
+        out.append(f'<text x="{x0 + 6}" y="{y0 + 14 + 13 * index}" font-size="11" '
+                   f'fill="{color}">{esc(name)}</text>')
+    return out
+
+
+def bars(x0, y0, w, h, title, items):
+    """A horizontal bar panel: items = [(label, value)]."""
+    out = [f'<text x="{x0 + w / 2}" y="{y0 - 8}" text-anchor="middle" font-size="13" '
+           f'font-weight="bold">{esc(title)}</text>']
+    values = [v for _, v in items if v is not None]
+    top = max(values) * 1.2 if values and max(values) > 0 else 1
+    row = h / max(len(items), 1)
+    for index, (label, value) in enumerate(items):
+        y = y0 + row * index
+        out.append(f'<text x="{x0 - 6}" y="{y + row * 0.6}" text-anchor="end" font-size="11">'
+                   f'{esc(label)}</text>')
+        if value is None:
+            continue
+        width = w * value / top
+        out.append(f'<rect x="{x0}" y="{y + row * 0.15}" width="{width:.1f}" height="{row * 0.7:.1f}" '
+                   f'fill="{COLORS[index % len(COLORS)]}"/>')
+        out.append(f'<text x="{x0 + width + 4:.1f}" y="{y + row * 0.6}" font-size="11">'
+                   f'{esc(fmt(float(value)))}</text>')
+    return out
+
+
+def write_svg(path, width, height, parts, caption):
+    body = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
+            f'<rect width="{width}" height="{height}" fill="white"/>']
+    body += parts
+    body.append(f'<text x="10" y="{height - 8}" font-size="10" fill="#555">{esc(caption)}</text>')
+    body.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(body) + "\n")
+
+
+def plot_scale(sessions, identities, caption):
+    s_labels = [f"{p['n']} sessions" for p in sessions]
+    i_labels = [f"{p['n']} identities" for p in identities]
+    parts = []
+    w, h = 380, 170
+    rows = [
+        ("calls/s", "rps", None),
+        ("p99 ms", "p99_ms", None),
+        ("memory per session / identity, KiB", "tree_kib_per", "gateway_kib_per"),
+    ]
+    for r, (title, key, key2) in enumerate(rows):
+        y = 50 + r * (h + 60)
+        for c, (what, labels, points) in enumerate(
+            (("legacy, session scope", s_labels, sessions),
+             ("2026-07-28, per-identity pool", i_labels, identities))
+        ):
+            series = [(("gateway + children" if key2 else title), [p[key] for p in points])]
+            if key2:
+                series.append(("gateway alone", [p[key2] for p in points]))
+            parts += panel(70 + c * (w + 90), y, w, h, f"{what}: {title}", labels, series)
+    write_svg(os.path.join(OUT, "scale.svg"), 2 * w + 180, 3 * (h + 60) + 50, parts, caption)
+
+
+def plot_peers(summary, caption):
+    names = [n for n in ["floor"] + PEERS if n in summary]
+    top = max(LEVELS)
+    key = lambda p, c: p["levels"][c] if c in p["levels"] else p["levels"][str(c)]  # noqa: E731
+    rps = [(n, key(summary[n], top)["rps"]) for n in names]
+    p50 = [(n, key(summary[n], min(LEVELS))["p50_ms"]) for n in names]
+    parts = bars(150, 40, 420, 200, f"calls/s at C={top} (higher is better)", rps)
+    parts += bars(150, 300, 420, 200, f"p50 ms at C={min(LEVELS)} (lower is better)", p50)
+    write_svg(os.path.join(OUT, "peers.svg"), 660, 540, parts, caption)
 
 
 def orphans(peer):
@@ -491,90 +876,89 @@ def ratio(a, b):
     return f"{a / b:.2f}"
 
 
+COLUMNS = [
+    ("floor", "stdio floor"),
+    ("gateway-session", "gw session"),
+    ("gateway-shared", "gw shared"),
+    ("gateway-modern", "gw 2026-07-28"),
+    ("supergateway", "supergateway"),
+    ("mcp-proxy", "mcp-proxy"),
+]
+
+
+def level(p, c):
+    return p["levels"][c] if c in p["levels"] else p["levels"][str(c)]
+
+
 def table(summary):
-    floor = summary["floor"]
-    s, h, g = summary["gateway-session"], summary["gateway-shared"], summary["supergateway"]
+    cols = [(k, label) for k, label in COLUMNS if k in summary]
     rows = []
 
-    def row(name, f, vs, vh, vg, invert=False):
-        # Ratios read "how many times better than": throughput ours/theirs, the rest theirs/ours.
-        if invert:
-            r = [ratio(vs, f), ratio(vh, f), ratio(vs, vg), ratio(vh, vg)]
-        else:
-            r = [ratio(f, vs), ratio(f, vh), ratio(vg, vs), ratio(vg, vh)]
-        rows.append([name, fmt(f), fmt(vs), fmt(vh), fmt(vg)] + r)
+    def row(name, get):
+        values = []
+        for k, _ in cols:
+            try:
+                values.append(fmt(get(summary[k], k)))
+            except (KeyError, TypeError):
+                values.append("–")
+        rows.append([name] + values)
 
-    for c in LEVELS:
-        key = c if c in floor["levels"] else str(c)
-        lv = lambda p: p["levels"][key]  # noqa: E731
-        row(f"req/s C={c}", lv(floor)["rps"], lv(s)["rps"], lv(h)["rps"], lv(g)["rps"], invert=True)
-    for c in LEVELS:
-        key = c if c in floor["levels"] else str(c)
-        lv = lambda p: p["levels"][key]  # noqa: E731
-        row(f"p50 ms C={c}", lv(floor)["p50_ms"], lv(s)["p50_ms"], lv(h)["p50_ms"], lv(g)["p50_ms"])
-        row(f"p99 ms C={c}", lv(floor)["p99_ms"], lv(s)["p99_ms"], lv(h)["p99_ms"], lv(g)["p99_ms"])
-    for c in LEVELS:
-        key = c if c in floor["levels"] else str(c)
-        lv = lambda p: p["levels"][key]  # noqa: E731
-        row(
-            f"gateway CPU us/call C={c}",
-            None,
-            lv(s)["gateway_cpu_us_per_call"],
-            lv(h)["gateway_cpu_us_per_call"],
-            lv(g)["gateway_cpu_us_per_call"],
-        )
-        row(
-            f"child CPU us/call C={c}",
-            lv(floor)["children_cpu_us_per_call"],
-            lv(s)["children_cpu_us_per_call"],
-            lv(h)["children_cpu_us_per_call"],
-            lv(g)["children_cpu_us_per_call"],
-        )
     mib = lambda kib: None if kib is None else kib / 1024  # noqa: E731
-    row("gateway RSS idle MiB", mib(floor["rss_idle_kib"]), mib(s["rss_idle_kib"]),
-        mib(h["rss_idle_kib"]), mib(g["rss_idle_kib"]))
-    row("gateway RSS after load MiB", None, mib(s["rss_after_load_kib"]),
-        mib(h["rss_after_load_kib"]), mib(g["rss_after_load_kib"]))
-    row("gateway RSS 100 sessions MiB", None, mib(s["sessions_100"]["gateway_rss_kib"]),
-        mib(h["sessions_100"]["gateway_rss_kib"]), mib(g["sessions_100"]["gateway_rss_kib"]))
-    row("children RSS 100 sessions MiB", None, mib(s["sessions_100"]["children_rss_kib"]),
-        mib(h["sessions_100"]["children_rss_kib"]), mib(g["sessions_100"]["children_rss_kib"]))
-    row("tree KiB per session", None,
-        summary["derived"]["gateway-session"]["tree_kib_per_session"],
-        summary["derived"]["gateway-shared"]["tree_kib_per_session"],
-        summary["derived"]["supergateway"]["tree_kib_per_session"])
-    row("children at 100 sessions", 1, s["sessions_100"]["children"],
-        h["sessions_100"]["children"], g["sessions_100"]["children"])
-    row("gateway RSS 1000 sessions MiB", None, None,
-        mib(h["sessions_1000"]["gateway_rss_kib"]), None)
-    row("children at 1000 sessions", None, None, h["sessions_1000"]["children"], None)
-    row("initialize p50 ms (100 sessions)", None, s["sessions_100"]["initialize_p50_ms"],
-        h["sessions_100"]["initialize_p50_ms"], g["sessions_100"]["initialize_p50_ms"])
-    row("start to first initialize ms", floor["cold_start_ms"], s["cold_start_ms"],
-        h["cold_start_ms"], g["cold_start_ms"])
-    row("start to listening ms", None, s["listen_ms"], h["listen_ms"], None)
-    row("sessions per GiB (gateway + children)", None, summary["derived"]["gateway-session"]["sessions_per_gib"],
-        summary["derived"]["gateway-shared"]["sessions_per_gib"],
-        summary["derived"]["supergateway"]["sessions_per_gib"], invert=True)
-    row("KiB per session (gateway side)", None,
-        summary["derived"]["gateway-session"]["gateway_kib_per_session"],
-        summary["derived"]["gateway-shared"]["gateway_kib_per_session"],
-        summary["derived"]["supergateway"]["gateway_kib_per_session"])
+    for c in LEVELS:
+        row(f"req/s C={c}", lambda p, k, c=c: level(p, c)["rps"])
+    for c in LEVELS:
+        row(f"p50 ms C={c}", lambda p, k, c=c: level(p, c)["p50_ms"])
+        row(f"p99 ms C={c}", lambda p, k, c=c: level(p, c)["p99_ms"])
+    for c in LEVELS:
+        row(f"gateway CPU us/call C={c}",
+            lambda p, k, c=c: None if k == "floor" else level(p, c)["gateway_cpu_us_per_call"])
+        row(f"child CPU us/call C={c}", lambda p, k, c=c: level(p, c)["children_cpu_us_per_call"])
+    for c in LEVELS:
+        row(f"children spawned during C={c}", lambda p, k, c=c: level(p, c).get("children_spawned"))
+    row("RSS idle MiB", lambda p, k: mib(p["rss_idle_kib"]))
+    row("gateway RSS after load MiB", lambda p, k: mib(p["rss_after_load_kib"]))
+    row("gateway RSS 100 sessions MiB", lambda p, k: mib(p["sessions_100"]["gateway_rss_kib"]))
+    row("children RSS 100 sessions MiB", lambda p, k: mib(p["sessions_100"]["children_rss_kib"]))
+    row("children at 100 sessions", lambda p, k: p["sessions_100"]["children"])
+    row("tree KiB per session", lambda p, k: summary["derived"][k]["tree_kib_per_session"])
+    row("KiB per session (gateway side)", lambda p, k: summary["derived"][k]["gateway_kib_per_session"])
+    row("sessions per GiB (gateway + children)", lambda p, k: summary["derived"][k]["sessions_per_gib"])
+    row("gateway RSS 1000 sessions MiB", lambda p, k: mib(p["sessions_1000"]["gateway_rss_kib"]))
+    row("children at 1000 sessions", lambda p, k: p["sessions_1000"]["children"])
+    row("initialize p50 ms (100 sessions)", lambda p, k: p["sessions_100"]["initialize_p50_ms"])
+    row("start to first initialize ms",
+        lambda p, k: None if p.get("cold_start_ms") in (None, 0) else p["cold_start_ms"])
+    row("start to listening ms", lambda p, k: p.get("listen_ms"))
 
-    head = ["metric (median of reps)", "stdio floor", "gw session", "gw shared", "supergateway",
-            "floor/session", "floor/shared", "sg/session", "sg/shared"]
+    head = ["metric (median of reps)"] + [label for _, label in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines.append("")
-    lines.append("Ratios: for req/s and sessions per GiB, ours divided by theirs (higher is better);")
-    lines.append("for latency, CPU, memory and time, theirs divided by ours (higher is better for us).")
+    return "\n".join(lines)
+
+
+def ratio_table(summary):
+    """Ours against each peer and the floor: req/s ours/theirs, latency and CPU theirs/ours."""
+    ours = [k for k in ("gateway-session", "gateway-shared", "gateway-modern") if k in summary]
+    others = [k for k in ("supergateway", "mcp-proxy", "floor") if k in summary]
+    head = ["ratio (higher is better for us)"] + [f"{o} vs {t}" for o in ours for t in others]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in LEVELS:
+        cells = [ratio(level(summary[o], c)["rps"], level(summary[t], c)["rps"])
+                 for o in ours for t in others]
+        lines.append("| " + " | ".join([f"req/s C={c} (ours/theirs)"] + cells) + " |")
+    for c in LEVELS:
+        cells = [ratio(level(summary[t], c)["p50_ms"], level(summary[o], c)["p50_ms"])
+                 for o in ours for t in others]
+        lines.append("| " + " | ".join([f"p50 C={c} (theirs/ours)"] + cells) + " |")
     return "\n".join(lines)
 
 
 def derive(summary):
     derived = {}
-    for name in ("gateway-session", "gateway-shared", "supergateway"):
-        p = summary[name]
+    for name in PEERS:
+        p = summary.get(name)
+        if not p or "sessions_100" not in p:
+            continue
         s100 = p["sessions_100"]
         # Memory per open session over the idle process (fresh start, nothing else done).
         gateway_side = (s100["gateway_rss_kib"] - p["rss_idle_kib"]) / 100
@@ -591,28 +975,64 @@ def derive(summary):
     return derived
 
 
-def targets(summary):
-    floor, s, h, g = (summary[k] for k in ("floor", "gateway-session", "gateway-shared", "supergateway"))
-    key = lambda p, c: p["levels"][c] if c in p["levels"] else p["levels"][str(c)]  # noqa: E731
+def targets(summary, scale, ab=None):
+    """Issue 15's targets, measured in this run."""
     out = []
-    for name, p in (("session", s), ("shared", h)):
-        added = key(p, 1)["p50_ms"] - key(floor, 1)["p50_ms"]
-        out.append((f"added p50 at C=1 <= 0.1 ms ({name})", f"{added:.3f} ms", added <= 0.1))
-        x = key(p, 64)["rps"] / key(g, 64)["rps"]
-        out.append((f"req/s at C=64 >= 20x supergateway ({name})", f"{x:.1f}x", x >= 20))
-        cpu = max(key(p, c)["gateway_cpu_us_per_call"] for c in LEVELS)
-        out.append((f"gateway CPU per call <= 50 us, worst level ({name})", f"{cpu:.1f} us", cpu <= 50))
-        idle = p["rss_idle_kib"] / 1024
-        out.append((f"idle RSS <= 20 MiB ({name})", f"{idle:.1f} MiB", idle <= 20))
-        listen = p["listen_ms"]
-        out.append((f"start to listening <= 100 ms ({name})", f"{listen:.1f} ms", listen <= 100))
-    per = summary["derived"]["gateway-shared"]["gateway_kib_per_session"]
-    out.append(("gateway memory per open session <= 64 KiB (shared)", f"{per:.1f} KiB", per <= 64))
+    lo, hi = min(LEVELS), max(LEVELS)
+    floor = summary.get("floor")
+    sg = summary.get("supergateway")
+    ours = [k for k in ("gateway-session", "gateway-shared", "gateway-modern") if k in summary]
+    if floor:
+        best = max(level(summary[k], hi)["rps"] for k in ours)
+        x = level(floor, hi)["rps"] / best
+        out.append((f"stdio floor well above the gateway at C={hi} (floor / best gateway)",
+                    f"{x:.2f}x", x >= 1.5))
+    for name in ours:
+        p = summary[name]
+        if sg:
+            x = level(p, hi)["rps"] / level(sg, hi)["rps"]
+            out.append((f"req/s at C={hi} >= 6x supergateway ({name})", f"{x:.1f}x", x >= 6))
+            x = level(sg, lo)["p50_ms"] / level(p, lo)["p50_ms"]
+            out.append((f"p50 at C={lo} >= 3x lower than supergateway ({name})", f"{x:.1f}x", x >= 3))
+        cpu_hi = level(p, hi)["gateway_cpu_us_per_call"]
+        out.append((f"gateway CPU per call <= 15 us at C={hi} ({name})", f"{cpu_hi:.1f} us",
+                    cpu_hi <= 15))
+        cpu_lo = level(p, lo)["gateway_cpu_us_per_call"]
+        out.append((f"gateway CPU per call <= 25 us at C={lo} ({name})", f"{cpu_lo:.1f} us",
+                    cpu_lo <= 25))
+    if ab:
+        worst = min(ab[c]["modern"]["rps"] / ab[c]["legacy"]["rps"] for c in LEVELS)
+        out.append(("2026-07-28 calls >= 0.9x the legacy session rate (interleaved on one "
+                    "gateway, worst level)", f"{worst:.2f}x", worst >= 0.9))
+    if "gateway-modern" in summary and "gateway-session" in summary:
+        m, s = summary["gateway-modern"], summary["gateway-session"]
+        worst = min(level(m, c)["rps"] / level(s, c)["rps"] for c in LEVELS)
+        out.append(("2026-07-28 calls >= 0.9x the legacy session rate (peer table, worst level)",
+                    f"{worst:.2f}x", worst >= 0.9))
+        if floor:
+            added = level(m, lo)["p50_ms"] - level(floor, lo)["p50_ms"]
+            out.append((f"2026-07-28 added p50 over the stdio floor <= 0.05 ms at C={lo}",
+                        f"{added:.3f} ms", added <= 0.05))
+        spawned = max(level(m, c).get("children_spawned") or 0 for c in LEVELS)
+        out.append(("2026-07-28: no spawn per request (most children spawned in one level of "
+                    f"{REQUESTS + WARMUP} calls)", f"{spawned}", spawned <= 4))
+    for kind, points in (("session", scale.get("sessions", [])),
+                         ("identity", scale.get("identities", []))):
+        if points:
+            per = max(p["tree_kib_per"] for p in points if p["n"] > 1) if len(points) > 1 else None
+            if per is not None:
+                out.append((f"memory per {kind} reported (gateway + children, worst point)",
+                            f"{per:.0f} KiB", True))
     return out
 
 
 def main():
-    for path in (HARNESS, GATEWAY, FAKE, FLOOR, SUPERGATEWAY):
+    needed = [HARNESS, GATEWAY, FAKE, FLOOR]
+    if "peers" in PARTS:
+        needed += [SUPERGATEWAY, MCP_PROXY]
+    if "scale" in PARTS:
+        needed.append(MOCK_CODA)
+    for path in needed:
         if not os.path.exists(path):
             sys.exit(f"bench: {path} is missing (run bench/run.sh)")
     os.makedirs(OUT, exist_ok=True)
@@ -626,26 +1046,47 @@ def main():
     )
     with open(self_test_file) as f:
         self_test = json.load(f)
-    runs = {"floor": [], "gateway-session": [], "gateway-shared": [], "supergateway": []}
-    for rep in range(REPS):
-        log(f"rep {rep + 1}/{REPS}: stdio floor")
-        runs["floor"].append(measure_floor(rep))
-        peers = make_peers(free_port)
-        order = peers[rep % len(peers):] + peers[: rep % len(peers)]
-        for peer in order:
-            log(f"rep {rep + 1}/{REPS}: {peer.name}")
-            try:
-                runs[peer.name].append(measure_peer(peer, rep))
-            finally:
-                peer.stop()
-    summary = {name: median_tree(r) for name, r in runs.items()}
+    loads = [("start", open("/proc/loadavg").read().split()[:3])]
+    runs = {"floor": []}
+    if "peers" in PARTS:
+        runs.update({name: [] for name in PEERS})
+        for rep in range(REPS):
+            log(f"rep {rep + 1}/{REPS}: stdio floor")
+            runs["floor"].append(measure_floor(rep))
+            peers = make_peers(free_port)
+            order = peers[rep % len(peers):] + peers[: rep % len(peers)]
+            for peer in order:
+                log(f"rep {rep + 1}/{REPS}: {peer.name}")
+                try:
+                    runs[peer.name].append(measure_peer(peer, rep))
+                finally:
+                    peer.stop()
+            loads.append((f"after rep {rep + 1}", open("/proc/loadavg").read().split()[:3]))
+    else:
+        runs["floor"].append(measure_floor(0))
+    summary = {name: median_tree(r) for name, r in runs.items() if r}
     summary["derived"] = derive(summary)
+    ab = None
+    if "era" in PARTS:
+        log(f"eras interleaved on one gateway, {ERA_REPS} reps")
+        ab = era_ab()
+        loads.append(("after the era A/B", open("/proc/loadavg").read().split()[:3]))
+    scale = {}
+    if "scale" in PARTS:
+        scale["sessions"] = scale_sessions()
+        loads.append(("after the session scale", open("/proc/loadavg").read().split()[:3]))
+        scale["identities"] = scale_identities()
+        loads.append(("after the identity scale", open("/proc/loadavg").read().split()[:3]))
     info["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    info["loadavg_during"] = loads
     versions = {
         "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
-        "supergateway": json.load(open(os.path.join(HERE, "node_modules", "supergateway", "package.json")))["version"],
+        "supergateway": json.load(open(os.path.join(HERE, "node_modules", "supergateway", "package.json")))["version"]
+        if os.path.exists(SUPERGATEWAY) else None,
+        "mcp-proxy": subprocess.run([MCP_PROXY, "--version"], capture_output=True, text=True).stdout.strip()
+        if os.path.exists(MCP_PROXY) else None,
     }
-    checks = targets(summary)
+    checks = targets(summary, scale, ab)
     document = {
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": info,
@@ -654,6 +1095,9 @@ def main():
         "warmup": WARMUP,
         "reps": REPS,
         "levels": LEVELS,
+        "parts": PARTS,
+        "scale_requests": SCALE_REQUESTS,
+        "scale_concurrency": SCALE_C,
         "gateway_env": os.environ.get("BENCH_GATEWAY_ENV", ""),
         "load_generator_self_test": {
             "rps": self_test["throughput_rps"],
@@ -662,32 +1106,48 @@ def main():
             "server_cpu_us_per_call": self_test.get("server_cpu_us_per_call"),
         },
         "summary": summary,
+        "scale": scale,
+        "era_ab": ab,
         "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in checks],
         "runs": runs,
     }
     with open(os.path.join(OUT, "bench.json"), "w") as f:
         json.dump(document, f, indent=2)
+    load_text = "; ".join(f"{when} {' '.join(avg)}" for when, avg in loads)
+    caption = (f"just bench, {document['date_utc']}, {info['nproc']} cores, load average: "
+               f"{load_text}")
     text = [
-        f"bench: {info['nproc']} cores ({info['cpu_model']}), kernel {info['kernel']}, "
-        f"load average {' '.join(info['loadavg_start'])} -> {' '.join(info['loadavg_end'])}",
+        f"bench: {info['nproc']} cores ({info['cpu_model']}), kernel {info['kernel']}",
+        f"load average (1/5/15 min): {load_text}",
         f"{REQUESTS} calls per level (+{WARMUP} warm-up), {REPS} reps, medians; "
         f"supergateway {versions['supergateway']} on node {versions['node']}; "
+        f"{versions['mcp-proxy']}; "
         f"extra gateway env: {os.environ.get('BENCH_GATEWAY_ENV', '') or 'none'}",
         f"load generator ceiling (mcp-harness load --self-test, C=64, trivial server in-process): "
         f"{self_test['throughput_rps']:,.0f} req/s, {self_test['client_cpu_us_per_call']:.1f} us "
         f"CPU per call, {self_test['errors']} errors",
         "",
-        table(summary),
-        "",
-        "| target | measured | met |",
-        "|---|---|---|",
     ]
+    if "peers" in PARTS:
+        text += [table(summary), "", ratio_table(summary), "",
+                 "Ratios: req/s ours divided by theirs; p50 theirs divided by ours.", ""]
+        plot_peers(summary, caption)
+    if ab:
+        text += [f"Eras interleaved on one gateway (session scope), {ERA_REPS} reps, medians:", "",
+                 era_table(ab), ""]
+    if scale:
+        text += [f"Scale: {SCALE_REQUESTS} calls (+ warm-up) at C={SCALE_C} per point, a fresh "
+                 "gateway per point.", "", scale_table(scale["sessions"], scale["identities"]), ""]
+        plot_scale(scale["sessions"], scale["identities"], caption)
+    text += ["| target | measured | met |", "|---|---|---|"]
     text += [f"| {t} | {m} | {'yes' if ok else 'NO'} |" for t, m, ok in checks]
     errors = sum(
         lv["errors"] for p in runs.values() for run in p for lv in run["levels"].values()
     ) + sum(
         run[k]["errors"] for p in runs.values() for run in p for k in run if k.startswith("sessions_")
-    )
+    ) + sum(p["errors"] for points in scale.values() for p in points) + sum(
+        run["errors"] for by in (ab or {}).values() for era in ("legacy", "modern")
+        for run in by["runs"][era])
     orphans_total = sum(run.get("orphans", 0) for p in runs.values() for run in p)
     text.append("")
     text.append(f"fake-mcp-server processes left after a peer stopped, all runs: {orphans_total}")
@@ -711,6 +1171,7 @@ def cleanup():
 
 
 if __name__ == "__main__":
+    code = 1
     try:
         code = main()
     finally:

@@ -108,6 +108,24 @@ async fn load_against_gateway_shared_scope() {
     load_passes("shared").await;
 }
 
+/// The 2026-07-28 era through the gateway's per-identity pool: sessionless calls, every reply
+/// checked for id, text and `resultType: complete`; no session opened or deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_against_gateway_modern_era() {
+    let gateway = start_gateway("session");
+    let mut config = LoadConfig::new(url::Url::parse(&gateway.url).unwrap());
+    config.era = harness::load::Era::Modern;
+    config.concurrency = 4;
+    config.requests = 200;
+    config.warmup = 10;
+    config.timeout = Duration::from_secs(60);
+    let report = run(&config).await.expect("load runs");
+    assert!(report.passed(), "{}", report.to_human());
+    assert_eq!(report.ok, 200);
+    assert_eq!(report.initialize.count, 0);
+    assert_eq!(report.sessions_deleted, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_test_server_passes_and_broken_replies_fail() {
     let server = harness::load::selftest::TrivialServer::start().unwrap();

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::check::{check_reply, Expect};
 use super::conn::Conn;
 use super::session::Session;
-use super::Plan;
+use super::{Era, Plan};
 
 /// Counters of one worker, merged at the end.
 #[derive(Default)]
@@ -114,9 +114,13 @@ pub(super) async fn worker(
             }
         }
         body.extend_from_slice(b"}}");
+        let modern = plan.era == Era::Modern;
         let expect = match (&plan.args, &plan.fixed_text) {
+            (None, _) if modern => Expect::CompleteText(&message),
             (None, _) => Expect::Text(&message),
+            (Some(_), Some(text)) if plan.echo && modern => Expect::CompleteText(text),
             (Some(_), Some(text)) if plan.echo => Expect::Text(text),
+            _ if modern => Expect::CompleteResult,
             _ => Expect::AnyResult,
         };
         let started = Instant::now();

@@ -9,6 +9,10 @@ pub enum Expect<'a> {
     AnyResult,
     /// A tool result whose first content item is text equal to this.
     Text(&'a str),
+    /// As `AnyResult`, and (2026-07-28 era) the result carries `resultType: "complete"`.
+    CompleteResult,
+    /// As `Text`, and (2026-07-28 era) the result carries `resultType: "complete"`.
+    CompleteText(&'a str),
 }
 
 /// Why a reply is not the expected answer. The `Display` form is the error kind counted in
@@ -33,6 +37,8 @@ pub enum ReplyError {
     WrongText,
     #[error("result has no text content")]
     NoText,
+    #[error("result lacks resultType: complete")]
+    NotComplete,
     #[error("SSE stream ended without the response")]
     NoResponseInStream,
     #[error("SSE stream carried a response with a foreign id")]
@@ -81,9 +87,18 @@ pub fn check_response(value: &Value, id: u64, expect: &Expect<'_>) -> Result<(),
     if result.get("isError").and_then(Value::as_bool) == Some(true) {
         return Err(ReplyError::ToolError);
     }
-    match expect {
-        Expect::AnyResult => Ok(()),
-        Expect::Text(want) => {
+    let (complete, want) = match expect {
+        Expect::AnyResult => (false, None),
+        Expect::Text(want) => (false, Some(*want)),
+        Expect::CompleteResult => (true, None),
+        Expect::CompleteText(want) => (true, Some(*want)),
+    };
+    if complete && result.get("resultType").and_then(Value::as_str) != Some("complete") {
+        return Err(ReplyError::NotComplete);
+    }
+    match want {
+        None => Ok(()),
+        Some(want) => {
             let text = result
                 .get("content")
                 .and_then(|c| c.get(0))
@@ -91,7 +106,7 @@ pub fn check_response(value: &Value, id: u64, expect: &Expect<'_>) -> Result<(),
                 .and_then(|item| item.get("text"))
                 .and_then(Value::as_str)
                 .ok_or(ReplyError::NoText)?;
-            if text == *want {
+            if text == want {
                 Ok(())
             } else {
                 Err(ReplyError::WrongText)

@@ -7,23 +7,31 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use super::selftest::TrivialServer;
-use super::{LoadConfig, LoadReport};
+use super::{Era, LoadConfig, LoadReport};
 
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
     /// The MCP endpoint URL (http:// only), e.g. http://127.0.0.1:8080/mcp.
     #[arg(long, required_unless_present = "self_test")]
     target: Option<String>,
-    /// Environment variable holding a bearer token sent on every request.
-    #[arg(long, value_name = "VAR")]
-    token_env: Option<String>,
+    /// Environment variable(s) holding bearer tokens (repeatable or comma-separated): session
+    /// `i` (legacy) or call `i` (modern) uses token `i mod K`.
+    #[arg(long, value_name = "VAR", value_delimiter = ',')]
+    token_env: Vec<String>,
+    /// A file of bearer tokens: one per line, or mock-coda's JSON array (`[{"token": ...}]`).
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+    /// `legacy`: sessions (initialize, DELETE); `modern`: 2026-07-28 sessionless calls with
+    /// `_meta` and mirrored headers, every reply checked for `resultType: complete`.
+    #[arg(long, value_enum, default_value = "legacy")]
+    era: Era,
     /// Concurrent workers, each with its own keep-alive connection.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
     /// Calls measured (tools/call), in total.
     #[arg(long, default_value_t = 1000)]
     requests: u64,
-    /// Sessions opened before the calls; call i goes to session i mod S.
+    /// Sessions opened before the calls; call i goes to session i mod S (legacy era only).
     #[arg(long, default_value_t = 1)]
     sessions: usize,
     /// Calls made before measuring, not counted.
@@ -66,12 +74,20 @@ pub async fn execute(args: LoadArgs) -> anyhow::Result<u8> {
     };
     let target = url::Url::parse(&target).with_context(|| format!("bad --target {target:?}"))?;
     let mut config = LoadConfig::new(target);
-    if let Some(var) = &args.token_env {
+    for var in &args.token_env {
         match std::env::var(var) {
-            Ok(token) if !token.trim().is_empty() => config.token = Some(token.trim().into()),
+            Ok(token) if !token.trim().is_empty() => config.tokens.push(token.trim().into()),
             _ => bail!("--token-env {var}: the environment variable is not set or empty"),
         }
     }
+    if let Some(path) = &args.tokens_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --tokens-file {}", path.display()))?;
+        let tokens =
+            parse_tokens(&text).with_context(|| format!("--tokens-file {}", path.display()))?;
+        config.tokens.extend(tokens);
+    }
+    config.era = args.era;
     config.concurrency = args.concurrency;
     config.requests = args.requests;
     config.sessions = args.sessions;
@@ -97,4 +113,37 @@ pub async fn execute(args: LoadArgs) -> anyhow::Result<u8> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(if report.passed() { 0 } else { 1 })
+}
+
+/// Tokens from a tokens file: mock-coda's JSON array (`[{"token": "..."}, ...]` or plain
+/// strings), else one token per line (blank lines and `#` comments skipped).
+pub fn parse_tokens(text: &str) -> anyhow::Result<Vec<String>> {
+    let tokens: Vec<String> = if text.trim_start().starts_with('[') {
+        let items: Vec<Value> = serde_json::from_str(text).context("not a JSON array of tokens")?;
+        items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .or_else(|| item.get("token").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .context("an entry is neither a string nor an object with `token`")
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        text.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    if tokens.is_empty() {
+        bail!("no tokens in the file");
+    }
+    if tokens
+        .iter()
+        .any(|t| t.trim().is_empty() || t.contains(char::is_whitespace))
+    {
+        bail!("a token is empty or contains whitespace");
+    }
+    Ok(tokens)
 }

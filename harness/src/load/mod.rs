@@ -11,6 +11,13 @@
 //!    `echo` the text equal to the message sent;
 //! 5. the sessions are ended with DELETE (unless `--keep-sessions`).
 //!
+//! With `--era modern` (the 2026-07-28 era) there is no session: no initialize, no DELETE; every
+//! call carries `params._meta` (`io.modelcontextprotocol/protocolVersion`, `clientCapabilities`,
+//! `clientInfo`) and the mirrored headers `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name`,
+//! and every reply must also carry `resultType: "complete"`. Call `i` goes to identity
+//! `i mod K` (the K bearer tokens given, one when none), which loads a per-identity child pool.
+//! Several tokens spread the legacy sessions over identities the same way.
+//!
 //! The whole run is bounded by `--timeout-secs`. Only successful calls enter the latency figures.
 //! Request bodies are built from pre-serialized pieces into one buffer per request.
 
@@ -28,14 +35,14 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::header::{HeaderMap, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::Uri;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use calls::{phase, Tally};
-use session::{delete_sessions, open_sessions};
+use session::{delete_sessions, open_sessions, Session};
 use stats::Latency;
 
 /// What to run.
@@ -43,8 +50,11 @@ use stats::Latency;
 pub struct LoadConfig {
     /// An `http://` MCP endpoint URL.
     pub target: url::Url,
-    /// Bearer token sent on every request.
-    pub token: Option<String>,
+    /// Bearer tokens: session `i` (legacy) or call `i` (modern) uses token `i mod K`; none sends
+    /// no Authorization header.
+    pub tokens: Vec<String>,
+    /// Legacy sessions (initialize, session id) or the sessionless 2026-07-28 era.
+    pub era: Era,
     pub concurrency: usize,
     pub requests: u64,
     pub sessions: usize,
@@ -67,7 +77,8 @@ impl LoadConfig {
     pub fn new(target: url::Url) -> LoadConfig {
         LoadConfig {
             target,
-            token: None,
+            tokens: Vec::new(),
+            era: Era::Legacy,
             concurrency: 1,
             requests: 1000,
             sessions: 1,
@@ -82,10 +93,23 @@ impl LoadConfig {
     }
 }
 
+/// The protocol era a run speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Era {
+    /// Sessions: initialize, `Mcp-Session-Id`, DELETE at the end.
+    Legacy,
+    /// 2026-07-28: sessionless calls with `_meta` and mirrored headers.
+    Modern,
+}
+
 /// The outcome of a run, rendered as text or JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
     pub target: String,
+    pub era: Era,
+    /// Distinct bearer tokens used (0: none sent).
+    pub identities: usize,
     pub tool: String,
     pub concurrency: usize,
     pub requests: u64,
@@ -135,8 +159,15 @@ impl LoadReport {
         let l = &self.latency;
         let mut out = String::new();
         out.push_str(&format!(
-            "load: {} tools/call {} on {} session(s), concurrency {}, {} requests (+{} warm-up)\n",
-            self.target, self.tool, self.sessions, self.concurrency, self.requests, self.warmup
+            "load: {} tools/call {} on {} session(s), {} identities, era {:?}, concurrency {}, {} requests (+{} warm-up)\n",
+            self.target,
+            self.tool,
+            self.sessions,
+            self.identities,
+            self.era,
+            self.concurrency,
+            self.requests,
+            self.warmup
         ));
         out.push_str(&format!(
             "  sessions opened {}/{}, initialize p50 {:.3} ms, max {:.3} ms\n",
@@ -188,13 +219,17 @@ pub enum LoadError {
     Target(String),
     #[error("--concurrency, --requests and --sessions must be at least 1")]
     Zero,
+    #[error("a bearer token is not a valid header value")]
+    Token,
 }
 
 /// Everything the workers share.
 struct Plan {
     addr: SocketAddr,
     uri: Uri,
-    base: HeaderMap,
+    /// Headers of identity `k` (the shared ones plus its Authorization, if any).
+    bases: Vec<HeaderMap>,
+    era: Era,
     deadline: Instant,
     /// `{"jsonrpc":"2.0","id":`
     head: &'static [u8],
@@ -252,11 +287,20 @@ pub async fn run(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         hyper::header::USER_AGENT,
         HeaderValue::from_static(concat!("mcp-harness-load/", env!("CARGO_PKG_VERSION"))),
     );
-    if let Some(token) = &config.token {
-        let mut value = header(&format!("Bearer {token}"))?;
+    let mut bases = Vec::with_capacity(config.tokens.len().max(1));
+    for token in &config.tokens {
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| LoadError::Token)?;
         value.set_sensitive(true);
-        base.insert(hyper::header::AUTHORIZATION, value);
+        let mut with = base.clone();
+        with.insert(hyper::header::AUTHORIZATION, value);
+        bases.push(with);
     }
+    if bases.is_empty() {
+        bases.push(base);
+    }
+    let identities = config.tokens.len();
+    let modern = config.era == Era::Modern;
     let echo = config.tool == "echo";
     let args = config
         .args
@@ -268,13 +312,19 @@ pub async fn run(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         .and_then(|a| a.get("message"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let mut middle = br#","method":"tools/call","params":{"name":"#.to_vec();
+    let mut middle = br#","method":"tools/call","params":{"#.to_vec();
+    if modern {
+        middle.extend_from_slice(&modern_meta());
+        middle.push(b',');
+    }
+    middle.extend_from_slice(br#""name":"#);
     middle.extend_from_slice(&serde_json::to_vec(&config.tool).unwrap_or_default());
     middle.extend_from_slice(br#","arguments":"#);
     let plan = Arc::new(Plan {
         addr,
         uri,
-        base,
+        bases,
+        era: config.era,
         deadline: Instant::now() + config.timeout,
         head: br#"{"jsonrpc":"2.0","id":"#,
         middle,
@@ -289,7 +339,16 @@ pub async fn run(config: &LoadConfig) -> Result<LoadReport, LoadError> {
 
     let mut tally = Tally::default();
     let ids = Arc::new(AtomicU64::new(1));
-    let (sessions, init_latencies) = open_sessions(&plan, config, &ids, &mut tally).await;
+    let (sessions, init_latencies) = if modern {
+        (modern_identities(&plan, &config.tool)?, Vec::new())
+    } else {
+        open_sessions(&plan, config, &ids, &mut tally).await
+    };
+    let session_count = if modern {
+        sessions.len()
+    } else {
+        config.sessions
+    };
     let sessions_opened = sessions.len();
     let mut init_latencies = init_latencies;
     let initialize = stats::summarize(&mut init_latencies);
@@ -297,10 +356,12 @@ pub async fn run(config: &LoadConfig) -> Result<LoadReport, LoadError> {
 
     let mut report = LoadReport {
         target: config.target.to_string(),
+        era: config.era,
+        identities,
         tool: config.tool.clone(),
         concurrency: config.concurrency,
         requests: config.requests,
-        sessions: config.sessions,
+        sessions: session_count,
         warmup: config.warmup,
         sessions_opened,
         initialize,
@@ -363,12 +424,54 @@ pub async fn run(config: &LoadConfig) -> Result<LoadReport, LoadError> {
     report.reconnects = tally.reconnects;
     report.timed_out = tally.timed_out;
 
-    if !config.keep_sessions {
+    if !config.keep_sessions && !modern {
         report.sessions_deleted = delete_sessions(&plan, &sessions, config.concurrency).await;
     }
     report.errors = tally.error_count();
     report.error_kinds = tally.errors;
     Ok(report)
+}
+
+/// The compact `"_meta":{...}` member every 2026-07-28 call carries.
+fn modern_meta() -> Vec<u8> {
+    let key = |field: &str| format!("{}{field}", crate::modern::META_PREFIX);
+    let mut meta = Map::new();
+    meta.insert(
+        key("protocolVersion"),
+        Value::String(crate::modern::MODERN_VERSION.into()),
+    );
+    meta.insert(key("clientCapabilities"), Value::Object(Map::new()));
+    meta.insert(
+        key("clientInfo"),
+        serde_json::json!({"name": "mcp-harness-load", "version": env!("CARGO_PKG_VERSION")}),
+    );
+    let mut out = br#""_meta":"#.to_vec();
+    out.extend_from_slice(&serde_json::to_vec(&Value::Object(meta)).unwrap_or_default());
+    out
+}
+
+/// The 2026-07-28 era has no session: one pseudo-session per identity, holding that identity's
+/// headers plus the mirrored ones (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`).
+fn modern_identities(plan: &Plan, tool: &str) -> Result<Vec<Session>, LoadError> {
+    let name = HeaderValue::from_str(&crate::modern::encode_header_value(tool))
+        .map_err(|e| LoadError::Target(format!("tool name: {e}")))?;
+    Ok(plan
+        .bases
+        .iter()
+        .map(|base| {
+            let mut headers = base.clone();
+            headers.insert(
+                HeaderName::from_static(session::PROTOCOL_VERSION),
+                HeaderValue::from_static(crate::modern::MODERN_VERSION),
+            );
+            headers.insert(
+                HeaderName::from_static("mcp-method"),
+                HeaderValue::from_static("tools/call"),
+            );
+            headers.insert(HeaderName::from_static("mcp-name"), name.clone());
+            Session { id: None, headers }
+        })
+        .collect())
 }
 
 /// CPU time (user + system) of this process so far, in nanoseconds.

@@ -4,6 +4,9 @@
 //! It answers `initialize` with a canned result and a session id, notifications with 202, and
 //! every other request with an echo result built from the request's `id` and
 //! `arguments.message`, found by a byte scan (the bodies are the load generator's own).
+//! A request claiming the 2026-07-28 era (`MCP-Protocol-Version: 2026-07-28`) must carry
+//! `Mcp-Method`, `Mcp-Name` and a `_meta` with the protocol version (else 400, as the gateway
+//! answers), and its result carries `resultType: "complete"`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -110,6 +113,11 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     if request.method() != Method::POST {
         return Ok(status(StatusCode::OK));
     }
+    let headers = request.headers();
+    let modern = headers
+        .get("mcp-protocol-version")
+        .is_some_and(|v| v.as_bytes() == crate::modern::MODERN_VERSION.as_bytes());
+    let mirrored = headers.contains_key("mcp-method") && headers.contains_key("mcp-name");
     let body = match request.into_body().collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => return Ok(status(StatusCode::BAD_REQUEST)),
@@ -120,6 +128,13 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     let mut out = Vec::with_capacity(128);
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     out.extend_from_slice(id);
+    let meta = find_after(
+        &body,
+        br#""io.modelcontextprotocol/protocolVersion":"2026-07-28""#,
+    );
+    if modern && (!mirrored || meta.is_none()) {
+        return Ok(status(StatusCode::BAD_REQUEST));
+    }
     let mut response = if find_after(&body, br#""method":"initialize""#).is_some() {
         out.extend_from_slice(br#","result":"#);
         out.extend_from_slice(INIT_RESULT.as_bytes());
@@ -136,7 +151,11 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
             .unwrap_or(b"");
         out.extend_from_slice(br#","result":{"content":[{"type":"text","text":""#);
         out.extend_from_slice(message);
-        out.extend_from_slice(br#""}]}}"#);
+        out.extend_from_slice(br#""}]"#);
+        if modern {
+            out.extend_from_slice(br#","resultType":"complete""#);
+        }
+        out.extend_from_slice(b"}}");
         Response::new(Full::new(Bytes::from(out)))
     };
     response

@@ -44,12 +44,17 @@ pub(super) async fn open_sessions(
             let mut conn = Conn::new(plan.addr);
             let mut opened = Vec::new();
             let mut tally = Tally::default();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                let base = &plan.bases[n as usize % plan.bases.len()];
                 let id = ids.fetch_add(1, Ordering::Relaxed);
                 let started = Instant::now();
                 match tokio::time::timeout_at(
                     plan.deadline,
-                    open_one(&plan, &mut conn, id, &version),
+                    open_one(&plan, base, &mut conn, id, &version),
                 )
                 .await
                 {
@@ -82,6 +87,7 @@ pub(super) async fn open_sessions(
 
 pub(super) async fn open_one(
     plan: &Plan,
+    base: &HeaderMap,
     conn: &mut Conn,
     id: u64,
     version: &str,
@@ -100,7 +106,7 @@ pub(super) async fn open_one(
         .send(
             Method::POST,
             &plan.uri,
-            &plan.base,
+            base,
             Bytes::from(body.to_string()),
             Some(SESSION_ID),
         )
@@ -116,7 +122,7 @@ pub(super) async fn open_one(
     .map_err(|e| e.to_string())?;
     let negotiated = negotiated_version(&reply.content_type, &reply.body)
         .ok_or_else(|| "no protocolVersion in the initialize result".to_string())?;
-    let mut headers = plan.base.clone();
+    let mut headers = base.clone();
     if let Some(session) = &reply.wanted {
         headers.insert(HeaderName::from_static(SESSION_ID), session.clone());
     }
