@@ -139,6 +139,9 @@ pub struct Pool {
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     /// The era children turned out to speak (CHILD_ERA, or what the first probe found).
     era: Mutex<Option<Era>>,
+    /// Held while the first child is probed, so a burst of new identities probes once (a
+    /// probe spends a legacy child) instead of once each.
+    probe_gate: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
 }
 
@@ -171,6 +174,7 @@ impl Pool {
             audit,
             entries: Mutex::new(HashMap::new()),
             era: Mutex::new(era),
+            probe_gate: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
         })
     }
@@ -268,7 +272,17 @@ impl Pool {
         identity: &Identity,
         entry: &Arc<Entry>,
     ) -> Result<Arc<Worker>, PoolError> {
-        let known = *self.era.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = *self.era.lock().unwrap_or_else(|e| e.into_inner());
+        // Until the era is known only one start probes; the others wait for its finding.
+        let _probing = match known {
+            Some(_) => None,
+            None => {
+                let gate = self.probe_gate.lock().await;
+                known = *self.era.lock().unwrap_or_else(|e| e.into_inner());
+                // Found meanwhile: start like any other, without holding up the rest.
+                known.is_none().then_some(gate)
+            }
+        };
         let (router, channel, id) = self.spawn(spawner, identity, entry)?;
         let (router, channel, id, era, info) = match known {
             Some(Era::Legacy) => {
