@@ -210,6 +210,7 @@ pub async fn serve(
         parked: Arc::new(ParkedCalls::new(
             config.modern.mrtr_state_ttl,
             config.modern.mrtr_max_pending,
+            config.replicas.as_ref().map(|r| r.secret.expose()),
         )),
         config,
     });

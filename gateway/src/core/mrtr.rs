@@ -54,6 +54,8 @@ pub struct ParkedCalls {
     calls: Mutex<HashMap<u64, Parked>>,
     next_id: AtomicU64,
     key: [u8; 32],
+    /// This process, so a state issued by another replica (same key) never names a call here.
+    instance: String,
     ttl: Duration,
     max_per_owner: usize,
 }
@@ -107,13 +109,30 @@ fn canonical_members(map: &Map<String, Value>, skip: &[&str], hash: &mut Sha256)
 }
 
 impl ParkedCalls {
-    pub fn new(ttl: Duration, max_per_owner: usize) -> ParkedCalls {
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
+    /// `shared_secret`: REPLICA_SECRET when replicas share the work, so a state issued by one
+    /// verifies on all (the retry is then run again where its call is not kept); else a key
+    /// made now.
+    pub fn new(ttl: Duration, max_per_owner: usize, shared_secret: Option<&str>) -> ParkedCalls {
+        let key = match shared_secret {
+            Some(secret) => {
+                let mut hash = Sha256::new();
+                hash.update(b"coda-mcp-gateway mrtr requestState\0");
+                hash.update(secret.as_bytes());
+                hash.finalize().into()
+            }
+            None => {
+                let mut key = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut key);
+                key
+            }
+        };
+        let mut instance = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut instance);
         ParkedCalls {
             calls: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             key,
+            instance: hex::encode(instance),
             ttl,
             max_per_owner: max_per_owner.max(1),
         }
@@ -189,8 +208,15 @@ impl ParkedCalls {
         method: &str,
         digest: &[u8; 32],
     ) -> Result<Option<Parked>, StateError> {
-        let id = self.open(state, owner, method, digest)?;
-        let parked = self.lock().remove(&id);
+        let Some(id) = self.open(state, owner, method, digest)? else {
+            return Ok(None);
+        };
+        let mut calls = self.lock();
+        // Only the caller's own call of this request: anything else stays where it is.
+        let mine = calls
+            .get(&id)
+            .is_some_and(|p| p.owner == owner && &p.digest == digest);
+        let parked = if mine { calls.remove(&id) } else { None };
         Ok(parked.filter(|p| p.expires > Instant::now()))
     }
 
@@ -235,7 +261,13 @@ impl ParkedCalls {
     }
 
     fn seal(&self, id: u64, owner: &str, method: &str, digest: &[u8; 32]) -> String {
-        let payload = json!({ "i": id, "o": owner, "m": method, "d": hex::encode(digest) });
+        let payload = json!({
+            "i": id,
+            "n": self.instance,
+            "o": owner,
+            "m": method,
+            "d": hex::encode(digest),
+        });
         let payload = serde_json::to_vec(&payload).unwrap_or_default();
         let tag = self.mac(&payload).finalize().into_bytes();
         format!(
@@ -251,7 +283,7 @@ impl ParkedCalls {
         owner: &str,
         method: &str,
         digest: &[u8; 32],
-    ) -> Result<u64, StateError> {
+    ) -> Result<Option<u64>, StateError> {
         let (payload, tag) = state.split_once('.').ok_or(StateError::Tampered)?;
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
@@ -271,7 +303,9 @@ impl ParkedCalls {
         {
             return Err(StateError::OtherRequest);
         }
-        payload["i"].as_u64().ok_or(StateError::Tampered)
+        let id = payload["i"].as_u64().ok_or(StateError::Tampered)?;
+        // Genuine, but issued by another replica: its call is not here.
+        Ok((payload["n"].as_str() == Some(self.instance.as_str())).then_some(id))
     }
 }
 
@@ -281,12 +315,15 @@ mod tests {
 
     #[test]
     fn states_bind_caller_method_and_parameters() {
-        let parked = ParkedCalls::new(Duration::from_secs(60), 4);
+        let parked = ParkedCalls::new(Duration::from_secs(60), 4, None);
         let params: Map<String, Value> =
             serde_json::from_value(json!({"name": "t", "arguments": {"a": 1}})).unwrap();
         let digest = request_digest("tools/call", Some(&params));
         let state = parked.seal(7, "alice", "tools/call", &digest);
-        assert_eq!(parked.open(&state, "alice", "tools/call", &digest), Ok(7));
+        assert_eq!(
+            parked.open(&state, "alice", "tools/call", &digest),
+            Ok(Some(7))
+        );
         assert_eq!(
             parked.open(&state, "bob", "tools/call", &digest),
             Err(StateError::Foreign)
@@ -318,9 +355,39 @@ mod tests {
                 "{tampered}"
             );
         }
-        let another_process = ParkedCalls::new(Duration::from_secs(60), 4);
+        let another_process = ParkedCalls::new(Duration::from_secs(60), 4, None);
         assert_eq!(
             another_process.open(&state, "alice", "tools/call", &digest),
+            Err(StateError::Tampered)
+        );
+    }
+
+    /// Replicas share the key (from REPLICA_SECRET): a state from one verifies on another, which
+    /// does not hold its call and so runs the request again; a replica with another secret
+    /// refuses it.
+    #[test]
+    fn replicas_verify_each_others_states_but_hold_only_their_own_calls() {
+        let secret = "a replica secret of more than thirty-two characters";
+        let one = ParkedCalls::new(Duration::from_secs(60), 4, Some(secret));
+        let two = ParkedCalls::new(Duration::from_secs(60), 4, Some(secret));
+        let digest = request_digest("tools/call", None);
+        let state = one.seal(1, "alice", "tools/call", &digest);
+        assert_eq!(
+            one.open(&state, "alice", "tools/call", &digest),
+            Ok(Some(1))
+        );
+        assert_eq!(two.open(&state, "alice", "tools/call", &digest), Ok(None));
+        assert_eq!(
+            two.open(&state, "bob", "tools/call", &digest),
+            Err(StateError::Foreign)
+        );
+        let stranger = ParkedCalls::new(
+            Duration::from_secs(60),
+            4,
+            Some("another secret entirely, also long enough"),
+        );
+        assert_eq!(
+            stranger.open(&state, "alice", "tools/call", &digest),
             Err(StateError::Tampered)
         );
     }
