@@ -135,6 +135,12 @@ pub async fn forward(State(state): State<Arc<AppState>>, request: Request, next:
     let Some(session_id) = session_id else {
         return next.run(request).await;
     };
+    // A 2026-07-28 request ignores a stray session id: it is served here, by this replica's pool.
+    if headers::text(request.headers(), headers::PROTOCOL_VERSION)
+        .is_some_and(crate::protocol::is_modern)
+    {
+        return next.run(request).await;
+    }
     if !matches!(method, Method::POST | Method::GET | Method::DELETE)
         || state.store.holds(&session_id)
     {
