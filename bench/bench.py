@@ -982,7 +982,7 @@ def targets(summary, scale, ab=None):
     floor = summary.get("floor")
     sg = summary.get("supergateway")
     ours = [k for k in ("gateway-session", "gateway-shared", "gateway-modern") if k in summary]
-    if floor:
+    if floor and ours:
         best = max(level(summary[k], hi)["rps"] for k in ours)
         x = level(floor, hi)["rps"] / best
         out.append((f"stdio floor well above the gateway at C={hi} (floor / best gateway)",
