@@ -211,10 +211,43 @@ impl<'de> serde::de::Visitor<'de> for Valid {
         Ok(Valid)
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Valid, A::Error> {
+        // serde_json (with `raw_value`) reads an object whose first key is its private raw-value
+        // token as a raw value, and a `Value` refuses it: so must this (found by fuzzing).
+        match map.next_key::<FirstKey>()? {
+            None => return Ok(Valid),
+            Some(FirstKey(true)) => {
+                return Err(serde::de::Error::custom(
+                    "an object keyed by serde_json's private raw-value token",
+                ))
+            }
+            Some(FirstKey(false)) => map.next_value::<Valid>()?,
+        };
         while map.next_key::<Valid>()?.is_some() {
             map.next_value::<Valid>()?;
         }
         Ok(Valid)
+    }
+}
+
+/// The first key of an object: whether it is serde_json's private raw-value token.
+struct FirstKey(bool);
+
+/// The key serde_json's `raw_value` feature gives a special meaning in an object.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+impl<'de> serde::Deserialize<'de> for FirstKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<FirstKey, D::Error> {
+        struct Key;
+        impl serde::de::Visitor<'_> for Key {
+            type Value = FirstKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<FirstKey, E> {
+                Ok(FirstKey(key == RAW_VALUE_TOKEN))
+            }
+        }
+        deserializer.deserialize_str(Key)
     }
 }
 
@@ -404,6 +437,24 @@ mod tests {
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
+    }
+
+    /// Found by fuzz/modern_complete: serde_json's raw-value token as an object key makes a line
+    /// a `Value` refuses, so the tree-free probes refuse it too (the general path then does).
+    #[test]
+    fn the_raw_value_token_key_is_refused_like_a_tree_refuses_it() {
+        let line =
+            br#"{"jsonrpc":"2.0","id":1,"result":{"$serde_json::private::RawValue":21111111111}}"#;
+        assert!(serde_json::from_slice::<Value>(line).is_err());
+        assert_eq!(probe_result(line), None);
+        assert_eq!(probe_response(line), None);
+        let later =
+            br#"{"jsonrpc":"2.0","id":1,"result":{"a":1,"$serde_json::private::RawValue":2}}"#;
+        assert_eq!(
+            serde_json::from_slice::<Value>(later).is_ok(),
+            probe_result(later).is_some(),
+            "only a first key has the special meaning"
+        );
     }
 
     #[test]
