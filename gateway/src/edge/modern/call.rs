@@ -60,8 +60,15 @@ pub async fn call(
     } else {
         Map::new()
     };
-    let owner = owner_key(&asking.caller.identity);
-    let digest = request_digest(method, params);
+    // Only the three MRTR methods ever park a call: the others need no owner or digest.
+    let (owner, digest) = if mrtr {
+        (
+            owner_key(&asking.caller.identity),
+            request_digest(method, params),
+        )
+    } else {
+        (String::new(), [0; 32])
+    };
     let request_state = params
         .and_then(|p| p.get("requestState"))
         .map(|s| s.as_str().map(str::to_string));
@@ -102,7 +109,7 @@ pub async fn call(
             }
         },
         None => {
-            if mrtr {
+            if mrtr && !state.parked.is_empty() {
                 for mut stale in state.parked.supersede(&owner, &digest) {
                     stale
                         .call
