@@ -33,8 +33,6 @@ use crate::protocol;
 
 /// How many messages a slow listener may fall behind before it misses some.
 const FEED_CAPACITY: usize = 256;
-/// How long the era probe may take before the child counts as legacy.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The era a pool child is spoken to in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,7 +305,12 @@ impl Pool {
                 (router, channel, id, Era::Modern, info)
             }
             None => {
-                match discover(&router, &channel, PROBE_TIMEOUT.min(self.start_timeout)).await {
+                // The probe is the child's first message, so its wait includes the child's own
+                // start (a Python or npx server can take seconds, more on a busy machine): it gets
+                // the whole CHILD_START_TIMEOUT_SECS that `initialize` would. A shorter wait took
+                // slow modern servers for legacy ones. Legacy servers answer the unknown method
+                // with an error as soon as they read it, so only a silent one costs the wait.
+                match discover(&router, &channel, self.start_timeout).await {
                     Some(info) => {
                         tracing::info!("the MCP server speaks 2026-07-28: sessionless requests pass through to it");
                         *self.era.lock().unwrap_or_else(|e| e.into_inner()) = Some(Era::Modern);

@@ -156,6 +156,7 @@ pub fn spawn(spec: ChildSpec) -> Result<(Child, Lines), SpawnError> {
         spec.label.clone(),
         pid,
         spec.stderr_lines_per_sec,
+        spec.credential.as_ref().map(|(_, secret)| secret.clone()),
         tail.clone(),
     ));
 
