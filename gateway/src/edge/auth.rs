@@ -36,8 +36,6 @@ pub async fn authenticate(
     let request_id = request_id_of(&request);
     let peer = peer_of(&request);
     let ip = client_ip_of(&state, &request);
-    let ip_key = ip_key(ip);
-    let base = public_base(&state, request.headers(), peer);
     let Some(authenticator) = &state.auth else {
         request.extensions_mut().insert(Caller {
             identity: Identity::anonymous(),
@@ -45,6 +43,8 @@ pub async fn authenticate(
         });
         return next.run(request).await;
     };
+    let ip_key = ip_key(ip);
+    let base = public_base(&state, request.headers(), peer);
     // The per-IP guard stops guessing, not users. An address over its budget
     // of failed authentications may still present a token Coda already accepted (a fresh
     // positive cache entry): other tokens' failures from the same NAT or hosted client's egress
