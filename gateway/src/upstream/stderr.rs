@@ -38,7 +38,7 @@ impl StderrTail {
     }
 }
 
-/// Shortest cut-off token tail that is still masked at the end of a truncated line.
+/// Shortest beginning of a token, left at the end of a truncated line, that is still masked.
 const MIN_MASKED_PREFIX: usize = 4;
 
 /// Replaces the child's token in one of its stderr lines with the token's fingerprint. A child
@@ -51,19 +51,20 @@ fn mask(line: String, secret: Option<&Secret>, truncated: bool) -> String {
     if token.is_empty() {
         return line;
     }
-    let shown = format!("[token {}]", secret.fingerprint());
+    // The fingerprint (a SHA-256) only for lines that hold the token: most hold none.
+    let shown = || format!("[token {}]", secret.fingerprint());
     let mut line = if line.contains(token) {
-        line.replace(token, &shown)
+        line.replace(token, &shown())
     } else {
         line
     };
     if truncated {
         let cut = (MIN_MASKED_PREFIX..token.len())
             .rev()
-            .find(|&n| line.ends_with(&token[..n]) && token.is_char_boundary(n));
+            .find(|&n| token.is_char_boundary(n) && line.ends_with(&token[..n]));
         if let Some(n) = cut {
             line.truncate(line.len() - n);
-            line.push_str(&shown);
+            line.push_str(&shown());
         }
     }
     line
