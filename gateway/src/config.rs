@@ -261,7 +261,8 @@ pub struct Flags {
     #[arg(long, env = "CHILD_KILL_GRACE_MS", default_value_t = 2000)]
     pub child_kill_grace_ms: u64,
 
-    /// Time a new child gets to answer `initialize` (seconds); the shared child is checked at startup.
+    /// Time a new child gets to answer `initialize`, or the era probe's `server/discover` (seconds);
+    /// the shared child is checked at startup.
     #[arg(long, env = "CHILD_START_TIMEOUT_SECS", default_value_t = 30)]
     pub child_start_timeout_secs: u64,
 
