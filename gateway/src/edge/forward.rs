@@ -12,13 +12,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::auth::Caller;
+use super::body::{self, BodyError};
 use super::headers::{self, SESSION_ID};
 use super::reply::{Fault, Reject};
 use super::{request_id_of, AppState};
@@ -192,12 +193,17 @@ async fn send(
             )
         })?;
         let limit = state.config.http.max_body_bytes;
-        Some(to_bytes(body, limit).await.map_err(|_| {
-            Reject::client(
+        Some(body::read_limited(body, limit).await.map_err(|e| match e {
+            BodyError::TooLarge => Reject::client(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 jsonrpc::TRANSPORT_ERROR,
                 format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
-            )
+            ),
+            BodyError::Read => Reject::client(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::TRANSPORT_ERROR,
+                "Bad Request: the request body could not be read to its end",
+            ),
         })?)
     } else {
         None

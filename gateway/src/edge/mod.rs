@@ -3,6 +3,7 @@
 
 mod accept;
 pub mod auth;
+pub mod body;
 mod discovery;
 pub mod forward;
 mod get;

@@ -13,7 +13,7 @@ mod timer;
 
 use std::sync::Arc;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 
 use super::accept::{self, Wants};
 use super::auth::Caller;
+use super::body::{self, BodyError};
 use super::headers;
 use super::reply::Reject;
 use super::session::{check_protocol_header, child_gone, lookup_session};
@@ -88,12 +89,17 @@ async fn handle_inner(
             )
         })?;
         let limit = state.config.http.max_body_bytes;
-        let bytes = to_bytes(body, limit).await.map_err(|_| {
-            Reject::client(
+        let bytes = body::read_limited(body, limit).await.map_err(|e| match e {
+            BodyError::TooLarge => Reject::client(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 jsonrpc::TRANSPORT_ERROR,
                 format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
-            )
+            ),
+            BodyError::Read => Reject::client(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::TRANSPORT_ERROR,
+                "Bad Request: the request body could not be read to its end",
+            ),
         })?;
         // A session's plain request (most requests) is forwarded without building its tree.
         if request_headers.contains_key(headers::SESSION_ID) {
