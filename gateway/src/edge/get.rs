@@ -95,10 +95,12 @@ async fn open_stream(
             (standalone, after)
         }
     };
-    let ticket = if resume.is_some() && stream.id() == STANDALONE {
-        // A client resuming the standalone stream lost its connection, even if the gateway has
-        // not noticed yet (no FIN through a proxy timeout or a mobile network): the resume takes
-        // the stream over and the old connection ends.
+    let ticket = if resume.is_some() {
+        // A client resuming a stream (the standalone one or a request's) lost its connection,
+        // even if the gateway has not noticed yet (no FIN through a proxy timeout or a mobile
+        // network, or simply the close not yet read on a busy machine): the resume takes the
+        // stream over and the old connection ends. Refusing it would leave the client 409 until
+        // the old connection's end is seen.
         stream.take_over()
     } else if stream.try_attach() {
         stream.holder()
