@@ -181,10 +181,14 @@ impl Pool {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The identity's entry, made on first use.
-    pub fn entry(&self, identity: &Identity) -> Arc<Entry> {
-        self.entries()
-            .entry(owner_key(identity))
+    /// The entry of the identity whose [`owner_key`] is `owner`, made on first use.
+    pub fn entry(&self, owner: &str) -> Arc<Entry> {
+        let mut entries = self.entries();
+        if let Some(entry) = entries.get(owner) {
+            return entry.clone();
+        }
+        entries
+            .entry(owner.to_string())
             .or_insert_with(|| {
                 Arc::new(Entry {
                     workers: Mutex::new(Vec::new()),
@@ -217,10 +221,11 @@ impl Pool {
         self: &Arc<Self>,
         spawner: &Spawner,
         identity: &Identity,
+        owner: &str,
         operator_credential: Option<&Secret>,
         stopping: bool,
     ) -> Result<Lease, PoolError> {
-        let entry = self.entry(identity);
+        let entry = self.entry(owner);
         let (per_child, max) = (
             self.settings.pool_calls_per_child,
             self.settings.pool_max_per_identity,

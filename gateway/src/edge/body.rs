@@ -9,9 +9,15 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::StatusCode;
 use bytes::{Bytes, BytesMut};
 use http_body::Body as _;
 use http_body_util::BodyExt;
+use tokio::sync::SemaphorePermit;
+
+use super::reply::Reject;
+use super::AppState;
+use crate::jsonrpc;
 
 /// Most of a refused body read and discarded after the answer.
 pub const DRAIN_BYTES: u64 = 8 << 20;
@@ -24,6 +30,34 @@ pub enum BodyError {
     TooLarge,
     /// The body could not be read (the client went away, or was too slow).
     Read,
+}
+
+/// A POST body within MAX_BODY_BYTES, read under a MAX_CONCURRENT_BODIES permit that the caller
+/// keeps while it parses the bytes (concurrent large bodies cannot take the memory); refusals as
+/// the client's answer (503 at capacity, 413 too large, 400 unreadable).
+pub async fn read_post(
+    state: &AppState,
+    body: Body,
+) -> Result<(Bytes, SemaphorePermit<'_>), Reject> {
+    let permit = state.bodies.try_acquire().map_err(|_| {
+        Reject::at_capacity(
+            "too many request bodies are being read at once (MAX_CONCURRENT_BODIES)",
+        )
+    })?;
+    let limit = state.config.http.max_body_bytes;
+    match read_limited(body, limit).await {
+        Ok(bytes) => Ok((bytes, permit)),
+        Err(BodyError::TooLarge) => Err(Reject::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            jsonrpc::TRANSPORT_ERROR,
+            format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
+        )),
+        Err(BodyError::Read) => Err(Reject::client(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::TRANSPORT_ERROR,
+            "Bad Request: the request body could not be read to its end",
+        )),
+    }
 }
 
 /// The whole body, at most `limit` bytes. A body that arrives in one frame (the usual case) is

@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::auth::Caller;
-use super::body::{self, BodyError};
+use super::body;
 use super::headers::{self, SESSION_ID};
 use super::reply::{Fault, Reject};
 use super::{request_id_of, AppState};
@@ -186,25 +186,7 @@ async fn send(
 ) -> Result<Response, Reject> {
     let (parts, body) = request.into_parts();
     let body = if parts.method == Method::POST {
-        // Held while the body is read, as on the local path.
-        let _permit = state.bodies.try_acquire().map_err(|_| {
-            Reject::at_capacity(
-                "too many request bodies are being read at once (MAX_CONCURRENT_BODIES)",
-            )
-        })?;
-        let limit = state.config.http.max_body_bytes;
-        Some(body::read_limited(body, limit).await.map_err(|e| match e {
-            BodyError::TooLarge => Reject::client(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                jsonrpc::TRANSPORT_ERROR,
-                format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
-            ),
-            BodyError::Read => Reject::client(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::TRANSPORT_ERROR,
-                "Bad Request: the request body could not be read to its end",
-            ),
-        })?)
+        Some(body::read_post(state, body).await?.0)
     } else {
         None
     };

@@ -15,7 +15,7 @@ use super::{lease, shape, strip_era_fields, AppState, Asking, Result};
 use crate::audit::{Event, EventType};
 use crate::core::modern::{Asked, InputRequest, ModernCall, Outbound};
 use crate::core::mrtr::{request_digest, Parked, StateError};
-use crate::core::pool::{owner_key, Era};
+use crate::core::pool::Era;
 use crate::edge::reply::Reject;
 use crate::edge::session::child_gone;
 use crate::jsonrpc;
@@ -62,10 +62,7 @@ pub async fn call(
     };
     // Only the three MRTR methods ever park a call: the others need no owner or digest.
     let (owner, digest) = if mrtr {
-        (
-            owner_key(&asking.caller.identity),
-            request_digest(method, params),
-        )
+        (asking.owner().to_string(), request_digest(method, params))
     } else {
         (String::new(), [0; 32])
     };
@@ -117,7 +114,7 @@ pub async fn call(
                         .await;
                 }
             }
-            let lease = lease(state, asking.caller).await?;
+            let lease = lease(state, asking).await?;
             if lease.worker.era == Era::Legacy {
                 strip_era_fields(&mut message);
             }

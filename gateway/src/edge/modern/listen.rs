@@ -67,11 +67,11 @@ pub async fn listen(
                 "Invalid params: subscriptions/listen needs params.notifications (the notification types to receive)",
             )
         })?;
-    let lease = lease(state, asking.caller).await?;
+    let lease = lease(state, asking).await?;
     if lease.worker.era == Era::Modern {
         return passthrough(state, request, lease, message, id).await;
     }
-    let entry = state.pool.entry(&asking.caller.identity);
+    let entry = state.pool.entry(asking.owner());
     let slot = ListenerSlot::take(entry.clone(), state.config.modern.max_listen_streams)?;
     let agreed = agree(&filter, &lease.worker.info);
     let feed = entry.feed.subscribe();

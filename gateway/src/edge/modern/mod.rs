@@ -20,7 +20,7 @@ use super::accept::Wants;
 use super::auth::Caller;
 use super::reply::{Fault, Reject};
 use super::AppState;
-use crate::core::pool::{Era, Lease, PoolError};
+use crate::core::pool::{owner_key, Era, Lease, PoolError};
 use crate::core::spawner::SpawnFailure;
 use crate::jsonrpc::{self, Kind};
 use crate::protocol;
@@ -32,6 +32,14 @@ type Result<T> = std::result::Result<T, Reject>;
 pub struct Asking<'a> {
     pub caller: &'a Caller,
     pub wants: Wants,
+    /// The caller's pool and MRTR key ([`owner_key`], a SHA-256), made once when first needed.
+    pub owner: std::sync::OnceLock<String>,
+}
+
+impl Asking<'_> {
+    pub fn owner(&self) -> &str {
+        self.owner.get_or_init(|| owner_key(&self.caller.identity))
+    }
 }
 
 /// Serves one modern message.
@@ -67,13 +75,14 @@ pub async fn handle(
 }
 
 /// A child for the caller's request.
-async fn lease(state: &Arc<AppState>, caller: &Caller) -> Result<Lease> {
+async fn lease(state: &Arc<AppState>, asking: &Asking<'_>) -> Result<Lease> {
     let stopping = *state.stopping.borrow();
     state
         .pool
         .acquire(
             &state.spawner,
-            &caller.identity,
+            &asking.caller.identity,
+            asking.owner(),
             state.operator_credential.as_ref(),
             stopping,
         )
@@ -103,7 +112,7 @@ fn pool_reject(error: PoolError) -> Reject {
 
 /// `server/discover`, answered by the gateway from what the child said when it started.
 async fn discover(state: &Arc<AppState>, asking: &Asking<'_>, id: &Value) -> Result<Response> {
-    let lease = lease(state, asking.caller).await?;
+    let lease = lease(state, asking).await?;
     let worker = &lease.worker;
     let mut result = match worker.era {
         Era::Modern => {

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use super::accept::{self, Wants};
 use super::auth::Caller;
-use super::body::{self, BodyError};
+use super::body;
 use super::headers;
 use super::reply::Reject;
 use super::session::{check_protocol_header, child_gone, lookup_session};
@@ -82,25 +82,8 @@ async fn handle_inner(
         ));
     }
     let parsed = {
-        // Held while the body is read and parsed: concurrent large bodies cannot take the memory.
-        let _permit = state.bodies.try_acquire().map_err(|_| {
-            Reject::at_capacity(
-                "too many request bodies are being read at once (MAX_CONCURRENT_BODIES)",
-            )
-        })?;
-        let limit = state.config.http.max_body_bytes;
-        let bytes = body::read_limited(body, limit).await.map_err(|e| match e {
-            BodyError::TooLarge => Reject::client(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                jsonrpc::TRANSPORT_ERROR,
-                format!("Payload Too Large: the body exceeds MAX_BODY_BYTES ({limit} bytes)"),
-            ),
-            BodyError::Read => Reject::client(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::TRANSPORT_ERROR,
-                "Bad Request: the request body could not be read to its end",
-            ),
-        })?;
+        // The permit is held while the body is parsed, too.
+        let (bytes, _permit) = body::read_post(state, body).await?;
         // A session's plain request (most requests) is forwarded without building its tree.
         if request_headers.contains_key(headers::SESSION_ID) {
             if let Some(raw) = jsonrpc::probe_request(&bytes).filter(|r| r.method != "initialize") {
@@ -163,6 +146,7 @@ async fn single(
         let asking = super::modern::Asking {
             caller: &context.caller,
             wants: context.wants,
+            owner: std::sync::OnceLock::new(),
         };
         return super::modern::handle(state, &asking, request_headers, message, kind).await;
     }
